@@ -1,0 +1,335 @@
+"""The only module that speaks AMQP: connecting, declaring, taking, publishing, settling.
+
+pika's BlockingConnection has no I/O thread of its own, so the processor keeps every call
+on one thread and services the connection (`wait_for`) while the render runs elsewhere.
+pika errors are translated here into `BrokerUnavailable` / `ConfigurationError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from processor.errors import BrokerUnavailable, ConfigurationError
+from processor.settings import PRIORITIES, BrokerSettings, Priority, redact_url
+from processor.topology import RETURN_TO, Topology
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PERSISTENT = pika.DeliveryMode.Persistent
+JSON = "application/json"
+
+# Headers this project sets on requests it moves around.
+ATTEMPT = "x-attempt"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A request taken from a work queue, not yet settled."""
+
+    body: bytes
+    delivery_tag: int
+    queue: str
+    priority: Priority
+    redelivered: bool
+    headers: dict[str, Any] = field(default_factory=dict)
+    timestamp: int | None = None
+
+    @property
+    def attempt(self) -> int:
+        """1 for a first try; counts our retries and, on quorum queues, crashed deliveries."""
+        retries = int(self.headers.get(ATTEMPT, 1))
+        crashes = int(self.headers.get("x-delivery-count", 0))
+        return retries + crashes
+
+    @property
+    def queued_seconds(self) -> float | None:
+        return None if self.timestamp is None else max(0.0, time.time() - self.timestamp)
+
+
+def _server_version(connection: pika.BlockingConnection) -> tuple[int, ...]:
+    raw = connection._impl.server_properties.get("version", b"0")  # noqa: SLF001 - only public spot
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return tuple(int(p) for p in text.split("+")[0].split("-")[0].split(".") if p.isdigit())
+
+
+def _translate(exc: BaseException) -> Exception:
+    if isinstance(exc, pika.exceptions.ProbableAuthenticationError | pika.exceptions.ProbableAccessDeniedError):
+        return ConfigurationError(f"the broker refused the credentials or vhost: {exc!r}")
+    if isinstance(exc, pika.exceptions.ChannelClosedByBroker) and exc.reply_code in (403, 406):
+        return ConfigurationError(f"the broker refused the queue layout: {exc.reply_text}")
+    return BrokerUnavailable(f"{type(exc).__name__}: {exc}")
+
+
+AMQP_ERRORS = (pika.exceptions.AMQPError, OSError)
+
+
+class Broker:
+    """One connection and one confirmed channel, with the project's topology declared."""
+
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        purpose: str,
+        *,
+        connect_timeout: float = 60.0,
+        announce: bool = False,
+    ):
+        """`announce`: show up in the processors count (`stats`) while connected."""
+        self.settings = settings
+        params = pika.URLParameters(settings.amqp_url)
+        params.client_properties = {
+            "connection_name": f"gource-batch {purpose} on {socket.gethostname()}"
+        }
+        self._params = params
+        self._announce = announce
+        self._connect_timeout = connect_timeout
+        self.connection, self.channel, self.topology = self._open()
+        self._busy_tag: str | None = None
+
+    # connection ----------------------------------------------------------------------------
+    def _open(self) -> tuple[pika.BlockingConnection, BlockingChannel, Topology]:
+        retrying = Retrying(
+            retry=retry_if_exception_type(BrokerUnavailable),
+            wait=wait_exponential(multiplier=0.5, max=10),
+            stop=stop_after_delay(self._connect_timeout),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        )
+        return retrying(self._open_once)
+
+    def _open_once(self) -> tuple[pika.BlockingConnection, BlockingChannel, Topology]:
+        try:
+            connection = pika.BlockingConnection(self._params)
+            topology = Topology.for_broker(self.settings, _server_version(connection))
+            channel = connection.channel()
+            topology.declare(channel)
+            channel.confirm_delivery()
+            channel.basic_qos(prefetch_count=1)
+            if self._announce:
+                channel.basic_consume(topology.processors_queue, lambda *_: None, auto_ack=True)
+        except AMQP_ERRORS as exc:
+            raise _translate(exc) from exc
+        log.info(
+            "connected to %s (%s queues, base %r)",
+            redact_url(self.settings.amqp_url),
+            "quorum" if topology.quorum else "classic",
+            topology.base,
+        )
+        return connection, channel, topology
+
+    def close(self) -> None:
+        try:
+            if self.connection.is_open:
+                self.connection.close()
+        except AMQP_ERRORS:
+            pass
+
+    @contextmanager
+    def _boundary(self) -> Iterator[None]:
+        try:
+            yield
+        except AMQP_ERRORS as exc:
+            raise _translate(exc) from exc
+
+    # taking work ---------------------------------------------------------------------------
+    def take(self) -> Delivery | None:
+        """The next request, highest priority first, marked in flight; None if all are empty.
+
+        The in-flight mark goes up before the queues are looked at, so a peer deciding
+        whether to stop never sees a request that is neither ready nor marked.
+        """
+        with self._boundary():
+            self._mark_busy()
+            for priority in PRIORITIES:
+                queue = self.topology.work_queue(priority)
+                method, props, body = self.channel.basic_get(queue, auto_ack=False)
+                if method is not None:
+                    return Delivery(
+                        body=body,
+                        delivery_tag=method.delivery_tag,
+                        queue=queue,
+                        priority=priority,
+                        redelivered=bool(method.redelivered),
+                        headers=dict(props.headers or {}),
+                        timestamp=props.timestamp,
+                    )
+            self._mark_idle()
+        return None
+
+    def _mark_busy(self) -> None:
+        if self._busy_tag is None:
+            self._busy_tag = self.channel.basic_consume(
+                self.topology.inflight_queue, lambda *_: None, auto_ack=True
+            )
+
+    def _mark_idle(self) -> None:
+        if self._busy_tag is not None:
+            self.channel.basic_cancel(self._busy_tag)
+            self._busy_tag = None
+
+    def wait_for(self, future: Future[T], tick: float = 0.5, stop: Callable[[], bool] = lambda: False) -> T:
+        """Service heartbeats until `future` is done; `stop()` is checked each tick."""
+        with self._boundary():
+            while not future.done():
+                self.connection.process_data_events(time_limit=tick)
+                if stop():
+                    break
+        return future.result() if future.done() else None  # type: ignore[return-value]
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep while keeping the connection alive."""
+        with self._boundary():
+            self.connection.process_data_events(time_limit=seconds)
+
+    # settling ------------------------------------------------------------------------------
+    def ack(self, delivery: Delivery) -> None:
+        with self._boundary():
+            self.channel.basic_ack(delivery.delivery_tag)
+            self._mark_idle()
+
+    def requeue(self, delivery: Delivery) -> None:
+        """Hand the request back untouched (shutdown, configuration error)."""
+        with self._boundary():
+            self.channel.basic_nack(delivery.delivery_tag, requeue=True)
+            self._mark_idle()
+
+    def _publish(self, exchange: str, routing_key: str, body: bytes, headers: dict[str, Any] | None = None) -> None:
+        props = pika.BasicProperties(
+            content_type=JSON,
+            delivery_mode=PERSISTENT,
+            headers=headers or None,
+            timestamp=int(time.time()),
+        )
+        with self._boundary():
+            self.channel.basic_publish(exchange, routing_key, body, props, mandatory=True)
+
+    def publish_result(self, event_body: bytes) -> None:
+        """One result event on the fan-out exchange, confirmed."""
+        self._publish(self.topology.results_exchange, "", event_body)
+
+    def retry_later(self, delivery: Delivery, delay: int, error: str) -> None:
+        """A copy to the delay queue that returns it to its work queue; then ack the original."""
+        headers = {
+            **_own_headers(delivery.headers),
+            ATTEMPT: delivery.attempt + 1,
+            RETURN_TO: delivery.queue,
+            "x-last-error": error[:1000],
+        }
+        self._publish("", self.topology.delay_queue(delay), delivery.body, headers)
+        self.ack(delivery)
+
+    def dead_letter(self, delivery: Delivery, reason: str, error: str) -> None:
+        """The original body to the dead queue with why; then ack the original."""
+        headers = {
+            **_own_headers(delivery.headers),
+            "x-reason": reason,
+            "x-error": error[:1000],
+            "x-attempts": delivery.attempt,
+            "x-dead-at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "x-source-queue": delivery.queue,
+        }
+        self._publish("", self.topology.dead_queue, delivery.body, headers)
+        self.ack(delivery)
+
+    # looking around ------------------------------------------------------------------------
+    def _count(self, queue: str) -> tuple[int, int]:
+        ok = self.channel.queue_declare(queue, passive=True).method
+        return ok.message_count, ok.consumer_count
+
+    def backlog(self) -> int:
+        """Requests ready in the work queues or waiting out a retry delay."""
+        queues: Iterable[str] = [
+            *self.topology.work_queues,
+            *(self.topology.delay_queue(d) for d in self.topology.retry_delays),
+        ]
+        with self._boundary():
+            return sum(self._count(q)[0] for q in queues)
+
+    def busy_peers(self) -> int:
+        """Processors other than this one that hold a request right now."""
+        with self._boundary():
+            busy = self._count(self.topology.inflight_queue)[1]
+        return busy - (1 if self._busy_tag else 0)
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """(ready, consumers) for every queue of the topology."""
+        names = [
+            *self.topology.work_queues,
+            *(self.topology.delay_queue(d) for d in self.topology.retry_delays),
+            self.topology.dead_queue,
+            self.topology.results_queue,
+            self.topology.processors_queue,
+            self.topology.inflight_queue,
+        ]
+        with self._boundary():
+            return {name: self._count(name) for name in names}
+
+
+def _own_headers(headers: dict[str, Any]) -> dict[str, Any]:
+    """Headers worth carrying on a copy: not the broker's own bookkeeping."""
+    return {k: v for k, v in headers.items() if k not in ("x-death", "x-delivery-count", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason")}
+
+
+class Publisher:
+    """Loads requests in transactions of `batch` messages: one round trip per batch.
+
+    RabbitMQ takes responsibility for a transaction's messages (durably, for persistent
+    messages on durable queues) when tx.commit returns, which is what a loader needs to
+    report a request loaded; per-message confirms would cost a round trip each.
+    """
+
+    def __init__(self, broker: Broker, batch: int = 500):
+        self._broker = broker
+        self._batch = batch
+        self._channel = broker.connection.channel()
+        self._channel.tx_select()
+        self._returned = 0
+        self._channel.add_on_return_callback(self._on_return)
+        self._pending = 0
+
+    def _on_return(self, *_: Any) -> None:
+        self._returned += 1
+
+    def publish(self, queue: str, body: bytes, headers: dict[str, Any] | None = None) -> int:
+        """Queue one message; returns how many were committed by this call (0 or a batch)."""
+        props = pika.BasicProperties(
+            content_type=JSON, delivery_mode=PERSISTENT, headers=headers, timestamp=int(time.time())
+        )
+        with self._broker._boundary():  # noqa: SLF001 - same module family
+            self._channel.basic_publish("", queue, body, props, mandatory=True)
+        self._pending += 1
+        return self.commit() if self._pending >= self._batch else 0
+
+    def commit(self) -> int:
+        """Commit what is pending; returns how many the broker took responsibility for."""
+        if not self._pending:
+            return 0
+        with self._broker._boundary():  # noqa: SLF001
+            self._channel.tx_commit()
+            self._broker.connection.process_data_events(0)
+        committed, self._pending = self._pending, 0
+        returned, self._returned = self._returned, 0
+        if returned:
+            raise BrokerUnavailable(f"{returned} message(s) were unroutable (a queue is missing)")
+        return committed

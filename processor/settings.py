@@ -1,0 +1,268 @@
+"""The one place that says what can be configured, its default, and what is valid.
+
+Every setting is an environment variable (the Kubernetes way) and a CLI flag of the same
+name (`RENDER_TIMEOUT` / `--render-timeout`); flags win. Values are validated once, at
+start-up, into a frozen object that is passed down; nothing else reads the environment
+for its own configuration (boto3 reads its standard `AWS_*` variables itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+from processor.errors import EXIT_CONFIGURATION
+
+RESOLUTION = re.compile(r"^-?(\d{2,5})x(\d{2,5})$")
+FRAMERATES = (25, 30, 60)
+
+
+def _check_framerate(value: int) -> int:
+    if value not in FRAMERATES:
+        raise ValueError("must be 25, 30 or 60")
+    return value
+
+
+# gource's --output-framerate takes exactly these.
+Framerate = Annotated[int, AfterValidator(_check_framerate)]
+
+
+class Priority(str, Enum):
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+
+# Highest first: the order in which a processor looks for work.
+PRIORITIES = (Priority.high, Priority.normal, Priority.low)
+
+
+def parse_resolution(value: str) -> tuple[int, int]:
+    """`-1280x720` or `1280x720` as (width, height); ValueError when it is neither."""
+    match = RESOLUTION.match(value.strip())
+    if not match:
+        raise ValueError(f"resolution must look like 1280x720, got {value!r}")
+    return int(match[1]), int(match[2])
+
+
+class _Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", case_sensitive=False)
+
+
+class BrokerSettings(_Settings):
+    """What both sides need to find the queues."""
+
+    amqp_url: str = Field(
+        "amqp://guest:guest@localhost:5672/%2F",
+        description="RabbitMQ connection URL (amqp:// or amqps://).",
+    )
+    render_queue: str = Field(
+        "render",
+        description="Base name of the queues, so several pipelines or tests can share a broker.",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,100}$",
+    )
+    queue_type: Literal["auto", "quorum", "classic"] = Field(
+        "auto",
+        description="Work queue type; auto picks quorum queues where the broker supports them.",
+    )
+    delivery_limit: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description=(
+            "Quorum queues: deliveries after which a request that keeps killing its "
+            "processor is dead-lettered by the broker."
+        ),
+    )
+
+    max_attempts: int = Field(
+        3, ge=1, le=20, description="Attempts of a failing render before it is dead-lettered."
+    )
+    retry_delay: int = Field(
+        30, ge=1, le=86400, description="Seconds before the first retry; later ones grow by RETRY_BACKOFF."
+    )
+    retry_backoff: float = Field(4.0, ge=1, le=10, description="Factor between successive retry delays.")
+
+    @property
+    def retry_delays(self) -> tuple[int, ...]:
+        """Seconds before attempt 2, 3, ...: exponential back-off, one delay queue each."""
+        return tuple(
+            round(self.retry_delay * self.retry_backoff**n) for n in range(self.max_attempts - 1)
+        )
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_scheme(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("amqp", "amqps"):
+            raise ValueError("must start with amqp:// or amqps://")
+        return value
+
+
+class ProcessorSettings(BrokerSettings):
+    """Everything the processor needs; operator-owned render defaults and ceilings."""
+
+    output_url: str = Field(
+        default_factory=lambda: (Path.cwd() / "videos").as_uri(),
+        description="Where videos go: s3://bucket/prefix or file:///absolute/dir (default: ./videos).",
+    )
+    git_allowed_protocols: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset({"https"}),
+        description="Comma list of git transports repository URLs may use (https, http, ssh, git, file).",
+    )
+    work_dir: Path = Field(
+        Path("/tmp/gource-batch"),
+        description="Parent of the per-request temporary directories.",
+    )
+    idle_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds with nothing to take (and no peer holding a request) before exiting 0.",
+    )
+    wait_for_peers: bool = Field(
+        True,
+        description=(
+            "Stay while another processor still holds a request, so one that dies is "
+            "picked up again (see README: draining)."
+        ),
+    )
+    poll_interval: float = Field(1.0, gt=0, le=60, description="Seconds between looks at empty queues.")
+    clone_timeout: float = Field(300.0, gt=0, description="Seconds a clone may take.")
+    render_timeout: float = Field(
+        1200.0,
+        gt=0,
+        description="Seconds a render may take; keep it below the broker's consumer_timeout.",
+    )
+    resolution: str = Field("1280x720", description="Default video size when a request names none.")
+    max_resolution: str = Field("1920x1080", description="Largest video size a request may ask for.")
+    framerate: Framerate = Field(30, description="Default frame rate.")
+    max_framerate: Framerate = Field(60, description="Highest frame rate a request may ask for.")
+    video_seconds: float = Field(60.0, gt=0, description="Default video length (gource --stop-at-time).")
+    max_video_seconds: float = Field(300.0, gt=0, description="Ceiling on --stop-at-time.")
+    seconds_per_day: float = Field(1.0, gt=0, description="Default gource --seconds-per-day.")
+    max_seconds_per_day: float = Field(10.0, gt=0, description="Ceiling on --seconds-per-day.")
+    ffmpeg_codec: Literal["libx264", "libx265"] = Field("libx264", description="Video encoder.")
+    ffmpeg_preset: str = Field(
+        "veryfast",
+        pattern=r"^(ultrafast|superfast|veryfast|faster|fast|medium|slow|slower|veryslow)$",
+        description="Encoder speed/size trade-off.",
+    )
+    ffmpeg_crf: int = Field(23, ge=0, le=51, description="Encoder quality (lower is better).")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto: readable text on a terminal, JSON lines elsewhere."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+
+    @field_validator("git_allowed_protocols", mode="before")
+    @classmethod
+    def _split_protocols(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = {p.strip().lower() for p in value.split(",") if p.strip()}
+        unknown = set(value) - {"https", "http", "ssh", "git", "file"}
+        if unknown:
+            raise ValueError(f"unknown protocol(s): {', '.join(sorted(unknown))}")
+        if not value:
+            raise ValueError("at least one protocol must be allowed")
+        return frozenset(value)
+
+    @field_validator("output_url")
+    @classmethod
+    def _output_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme == "s3":
+            if not parts.netloc:
+                raise ValueError("s3:// URL needs a bucket: s3://bucket/prefix")
+        elif parts.scheme == "file":
+            if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+                raise ValueError("file:// URL needs an absolute path: file:///abs/dir")
+        else:
+            raise ValueError("must be s3://bucket/prefix or file:///absolute/dir")
+        return value
+
+    @field_validator("resolution", "max_resolution")
+    @classmethod
+    def _resolution(cls, value: str) -> str:
+        width, height = parse_resolution(value)
+        return f"{width}x{height}"
+
+    @model_validator(mode="after")
+    def _defaults_within_ceilings(self) -> ProcessorSettings:
+        (w, h), (mw, mh) = parse_resolution(self.resolution), parse_resolution(self.max_resolution)
+        pairs = [
+            ("resolution", w <= mw and h <= mh),
+            ("framerate", self.framerate <= self.max_framerate),
+            ("video_seconds", self.video_seconds <= self.max_video_seconds),
+            ("seconds_per_day", self.seconds_per_day <= self.max_seconds_per_day),
+        ]
+        for name, ok in pairs:
+            if not ok:
+                raise ValueError(f"{name.upper()} is above MAX_{name.upper()}")
+        return self
+
+
+S = TypeVar("S", bound=_Settings)
+
+
+def add_flags(parser: argparse.ArgumentParser, settings_class: type[_Settings]) -> None:
+    """One `--flag` per setting, named after its environment variable, default from env."""
+    group = parser.add_argument_group("settings (environment variable in capitals, flag wins)")
+    for name, field in settings_class.model_fields.items():
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=argparse.SUPPRESS,
+            metavar=name.upper(),
+            help=field.description,
+        )
+
+
+def load(settings_class: type[S], args: argparse.Namespace) -> S:
+    """Build the settings from env + flags, or exit with one line per invalid value."""
+    given = {k: v for k, v in vars(args).items() if k in settings_class.model_fields}
+    try:
+        return settings_class(**given)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"configuration error: {name}: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIGURATION) from None
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIGURATION) from None
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, fit for logs."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return parts._replace(netloc=f"***@{host}").geturl()
+
+
+def environment_names(settings_class: type[_Settings]) -> list[str]:
+    return [name.upper() for name in settings_class.model_fields]
+
+
+__all__ = [
+    "PRIORITIES",
+    "BrokerSettings",
+    "Priority",
+    "ProcessorSettings",
+    "add_flags",
+    "environment_names",
+    "load",
+    "parse_resolution",
+    "redact_url",
+]

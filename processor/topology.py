@@ -1,0 +1,149 @@
+"""Queue and exchange names and arguments: the one description of the broker layout.
+
+Pure functions of the settings, so the loader, the processor, the operator tools and the
+tests agree on every name without copying it. `declare` is idempotent: whichever side
+starts first creates the layout, the others find it as they expect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from processor.settings import PRIORITIES, BrokerSettings, Priority
+
+# RabbitMQ grew quorum queues in 3.8.
+QUORUM_SINCE = (3, 8)
+
+
+class Declaring(Protocol):
+    """The part of an AMQP channel that declaring needs (pika's BlockingChannel fits)."""
+
+    def queue_declare(self, queue: str, **kwargs: Any) -> Any: ...
+
+    def exchange_declare(self, exchange: str, **kwargs: Any) -> Any: ...
+
+    def queue_bind(self, queue: str, exchange: str, **kwargs: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Every name and argument derived from `RENDER_QUEUE` and the queue type."""
+
+    base: str
+    quorum: bool
+    delivery_limit: int = 5
+    retry_delays: tuple[int, ...] = field(default=())
+
+    @classmethod
+    def for_broker(cls, settings: BrokerSettings, server_version: tuple[int, ...]) -> Topology:
+        quorum = {
+            "quorum": True,
+            "classic": False,
+            "auto": tuple(server_version[:2]) >= QUORUM_SINCE,
+        }[settings.queue_type]
+        return cls(settings.render_queue, quorum, settings.delivery_limit, settings.retry_delays)
+
+    def delay_before(self, attempt: int) -> int:
+        """Seconds to wait before `attempt` + 1, from the configured back-off."""
+        return self.retry_delays[min(attempt, len(self.retry_delays)) - 1]
+
+    # names -------------------------------------------------------------------------------
+    def work_queue(self, priority: Priority) -> str:
+        return self.base if priority is Priority.normal else f"{self.base}.{priority.value}"
+
+    @property
+    def work_queues(self) -> list[str]:
+        """Highest priority first: the order a processor looks for work in."""
+        return [self.work_queue(p) for p in PRIORITIES]
+
+    @property
+    def dead_queue(self) -> str:
+        return f"{self.base}.dead"
+
+    @property
+    def results_exchange(self) -> str:
+        return f"{self.base}.results"
+
+    @property
+    def results_queue(self) -> str:
+        """A durable queue bound to the results exchange, for consumers that want one."""
+        return f"{self.base}.results"
+
+    @property
+    def retry_exchange(self) -> str:
+        return f"{self.base}.retry"
+
+    def delay_queue(self, seconds: int) -> str:
+        return f"{self.base}.delay.{seconds}s"
+
+    @property
+    def processors_queue(self) -> str:
+        """Never holds messages: its consumer count is the number of live processors."""
+        return f"{self.base}.processors"
+
+    @property
+    def inflight_queue(self) -> str:
+        """Never holds messages: its consumer count is the number of busy processors."""
+        return f"{self.base}.inflight"
+
+    # arguments ---------------------------------------------------------------------------
+    def _durable_args(self) -> dict[str, Any]:
+        return {"x-queue-type": "quorum"} if self.quorum else {"x-queue-type": "classic"}
+
+    def work_queue_arguments(self) -> dict[str, Any]:
+        args = self._durable_args()
+        # A request that keeps killing its processor is dead-lettered by the broker.
+        args.update({"x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.dead_queue})
+        if self.quorum:
+            args.update(
+                {
+                    "x-delivery-limit": self.delivery_limit,
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
+                }
+            )
+        return args
+
+    def delay_queue_arguments(self, seconds: int) -> dict[str, Any]:
+        # Expired messages go to the retry exchange, which routes them home by header.
+        return {
+            **self._durable_args(),
+            "x-message-ttl": seconds * 1000,
+            "x-dead-letter-exchange": self.retry_exchange,
+        }
+
+    @staticmethod
+    def marker_queue_arguments() -> dict[str, Any]:
+        return {"x-queue-type": "classic", "x-max-length": 0}
+
+    # declaring ---------------------------------------------------------------------------
+    def declare(self, channel: Declaring) -> None:
+        channel.queue_declare(self.dead_queue, durable=True, arguments=self._durable_args())
+        for priority in PRIORITIES:
+            channel.queue_declare(
+                self.work_queue(priority), durable=True, arguments=self.work_queue_arguments()
+            )
+        channel.exchange_declare(self.results_exchange, exchange_type="fanout", durable=True)
+        channel.queue_declare(self.results_queue, durable=True, arguments=self._durable_args())
+        channel.queue_bind(self.results_queue, self.results_exchange)
+        if self.retry_delays:
+            channel.exchange_declare(self.retry_exchange, exchange_type="headers", durable=True)
+            for priority in PRIORITIES:
+                queue = self.work_queue(priority)
+                channel.queue_bind(
+                    queue, self.retry_exchange, arguments={"x-match": "all", RETURN_TO: queue}
+                )
+            for seconds in self.retry_delays:
+                channel.queue_declare(
+                    self.delay_queue(seconds),
+                    durable=True,
+                    arguments=self.delay_queue_arguments(seconds),
+                )
+        for marker in (self.processors_queue, self.inflight_queue):
+            channel.queue_declare(marker, durable=True, arguments=self.marker_queue_arguments())
+
+
+# Header that tells the retry exchange which work queue a delayed request returns to.
+# (Headers exchanges ignore headers that start with "x-", so it must not.)
+RETURN_TO = "return-to"
