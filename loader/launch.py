@@ -65,13 +65,29 @@ def job_name(base: str, now: datetime, token: str | None = None) -> str:
     return f"{base}-{now.astimezone(UTC):%Y%m%d-%H%M%S}-{token}"
 
 
-def _as_response(body: Any) -> Any:
-    """What `ApiClient.deserialize` reads: an object with a JSON body in `.data`."""
+def _job_from_dict(data: dict[str, Any]) -> V1Job:
+    """A `V1Job` from its JSON form (camelCase keys), for every supported client version.
+
+    Clients from 36 on generate pydantic models with `from_dict`; older ones only
+    deserialize API responses, so those get a response-shaped object to read.
+    """
+    from kubernetes import client
+
+    from_dict = getattr(client.V1Job, "from_dict", None)
+    if callable(from_dict):
+        return from_dict(data)  # type: ignore[no-any-return]
 
     class _Response:
-        data = json.dumps(body)
+        data = json.dumps(data)
 
-    return _Response()
+    return client.ApiClient().deserialize(_Response(), "V1Job")  # type: ignore[no-any-return]
+
+
+def job_to_dict(job: V1Job) -> dict[str, Any]:
+    """The JSON form of a `V1Job` (camelCase keys, unset fields left out)."""
+    from kubernetes.client import ApiClient
+
+    return ApiClient().sanitize_for_serialization(job)  # type: ignore[no-any-return]
 
 
 def load_template(path: Path) -> V1Job:
@@ -87,14 +103,15 @@ def load_template(path: Path) -> V1Job:
 
 def template_from_dict(manifest: Any, source: str = "template") -> V1Job:
     """A Job manifest (a parsed YAML mapping) as a `V1Job`, via the client's own deserializer."""
-    from kubernetes.client import ApiClient
-
     if not isinstance(manifest, Mapping) or manifest.get("kind") != "Job":
         raise ConfigurationError(f"{source} is not a Kubernetes Job manifest")
     if not str(manifest.get("apiVersion", "")).startswith("batch/"):
         raise ConfigurationError(f"{source}: a Job must have apiVersion batch/v1")
 
-    job: V1Job = ApiClient().deserialize(_as_response(manifest), "V1Job")
+    try:
+        job = _job_from_dict(dict(manifest))
+    except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise ConfigurationError(f"{source} is not a valid Job: {exc}") from exc
     if job.spec is None or job.spec.template is None:
         raise ConfigurationError(f"{source}: the Job has no pod template")
     return job
@@ -114,10 +131,7 @@ def build_job(
     its processors exit 0), and everything the API server fills in on creation
     (uid, resourceVersion, status, the selector) is dropped so the object can be created.
     """
-    from kubernetes.client import ApiClient
-
-    client = ApiClient()
-    job: V1Job = client.deserialize(_as_response(client.sanitize_for_serialization(template)), "V1Job")
+    job = _job_from_dict(job_to_dict(template))
     meta = job.metadata
     if meta is None:
         from kubernetes.client import V1ObjectMeta
@@ -156,8 +170,12 @@ def build_job(
     pod_labels = {**(pod_meta.labels or {}), COMPONENT_LABEL: PROCESSOR_COMPONENT}
     if release:
         pod_labels[INSTANCE_LABEL] = release
-    for generated in ("controller-uid", "batch.kubernetes.io/controller-uid", "job-name",
-                      "batch.kubernetes.io/job-name"):
+    for generated in (
+        "controller-uid",
+        "batch.kubernetes.io/controller-uid",
+        "job-name",
+        "batch.kubernetes.io/job-name",
+    ):
         pod_labels.pop(generated, None)
     pod_meta.labels = pod_labels
     return job
@@ -213,7 +231,9 @@ def batch_api() -> BatchV1Api:
         try:
             config.load_kube_config()
         except (config.ConfigException, OSError) as exc:
-            raise ConfigurationError(f"no Kubernetes configuration (in-cluster or kubeconfig): {exc}") from exc
+            raise ConfigurationError(
+                f"no Kubernetes configuration (in-cluster or kubeconfig): {exc}"
+            ) from exc
     return client.BatchV1Api()
 
 
@@ -281,6 +301,7 @@ __all__ = [
     "batch_api",
     "build_job",
     "job_name",
+    "job_to_dict",
     "launch_processors",
     "load_template",
     "processors_for",
