@@ -17,6 +17,7 @@ without it (`pip install 'gource-batch[kubernetes]'` adds it). `build_job` and
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
@@ -25,12 +26,14 @@ import secrets
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from processor.errors import ConfigurationError
 
-if TYPE_CHECKING:  # pragma: no cover - types only
-    from kubernetes.client import BatchV1Api, V1Job
+# The client's models are typed in some releases (pydantic, >= 36) and not in others, so
+# this module treats them as Any rather than tie its type checking to one release.
+V1Job = Any
+BatchV1Api = Any
 
 log = logging.getLogger(__name__)
 
@@ -65,29 +68,32 @@ def job_name(base: str, now: datetime, token: str | None = None) -> str:
     return f"{base}-{now.astimezone(UTC):%Y%m%d-%H%M%S}-{token}"
 
 
+def _k8s(module: str) -> Any:
+    """Import a part of the kubernetes client on first use (it is an optional extra)."""
+    return importlib.import_module(module)
+
+
 def _job_from_dict(data: dict[str, Any]) -> V1Job:
     """A `V1Job` from its JSON form (camelCase keys), for every supported client version.
 
     Clients from 36 on generate pydantic models with `from_dict`; older ones only
     deserialize API responses, so those get a response-shaped object to read.
     """
-    from kubernetes import client
-
+    client = _k8s("kubernetes.client")
     from_dict = getattr(client.V1Job, "from_dict", None)
     if callable(from_dict):
-        return from_dict(data)  # type: ignore[no-any-return]
+        return from_dict(data)
 
     class _Response:
         data = json.dumps(data)
 
-    return client.ApiClient().deserialize(_Response(), "V1Job")  # type: ignore[no-any-return]
+    return client.ApiClient().deserialize(_Response(), "V1Job")
 
 
 def job_to_dict(job: V1Job) -> dict[str, Any]:
     """The JSON form of a `V1Job` (camelCase keys, unset fields left out)."""
-    from kubernetes.client import ApiClient
-
-    return ApiClient().sanitize_for_serialization(job)  # type: ignore[no-any-return]
+    body: dict[str, Any] = _k8s("kubernetes.client").ApiClient().sanitize_for_serialization(job)
+    return body
 
 
 def load_template(path: Path) -> V1Job:
@@ -134,9 +140,7 @@ def build_job(
     job = _job_from_dict(job_to_dict(template))
     meta = job.metadata
     if meta is None:
-        from kubernetes.client import V1ObjectMeta
-
-        meta = job.metadata = V1ObjectMeta()
+        meta = job.metadata = _k8s("kubernetes.client").V1ObjectMeta()
     release = release or (meta.labels or {}).get(INSTANCE_LABEL)
     labels = {**(meta.labels or {}), COMPONENT_LABEL: PROCESSOR_COMPONENT, MANAGED_BY_LABEL: LAUNCHER}
     if release:
@@ -164,9 +168,7 @@ def build_job(
 
     pod_meta = spec.template.metadata
     if pod_meta is None:
-        from kubernetes.client import V1ObjectMeta
-
-        pod_meta = spec.template.metadata = V1ObjectMeta()
+        pod_meta = spec.template.metadata = _k8s("kubernetes.client").V1ObjectMeta()
     pod_labels = {**(pod_meta.labels or {}), COMPONENT_LABEL: PROCESSOR_COMPONENT}
     if release:
         pod_labels[INSTANCE_LABEL] = release
@@ -223,8 +225,7 @@ def current_namespace(default: str = "default") -> str:
 
 def batch_api() -> BatchV1Api:
     """A BatchV1Api from the in-cluster service account, or from ~/.kube/config outside one."""
-    from kubernetes import client, config
-
+    client, config = _k8s("kubernetes.client"), _k8s("kubernetes.config")
     try:
         config.load_incluster_config()
     except config.ConfigException:
@@ -257,8 +258,7 @@ def launch_processors(
     the pod's own. Raises ConfigurationError when the template is unusable or the API
     refuses on permissions.
     """
-    from kubernetes.client.exceptions import ApiException
-
+    api_exception = _k8s("kubernetes.client.exceptions").ApiException
     parallelism = processors_for(backlog, per_processor, minimum, maximum)
     template = load_template(template_path)
     meta = template.metadata
@@ -281,7 +281,7 @@ def launch_processors(
         job = build_job(template, parallelism=parallelism, name=name, release=release, backlog=backlog)
         job.metadata.namespace = namespace
         api.create_namespaced_job(namespace, job)
-    except ApiException as exc:
+    except api_exception as exc:
         if exc.status in (401, 403):
             raise ConfigurationError(
                 f"not allowed to list/create Jobs in namespace {namespace!r}: {exc.reason}"
