@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pika
@@ -68,13 +68,15 @@ class Delivery:
 
 
 def _server_version(connection: pika.BlockingConnection) -> tuple[int, ...]:
-    raw = connection._impl.server_properties.get("version", b"0")  # noqa: SLF001 - only public spot
+    raw = connection._impl.server_properties.get("version", b"0")
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
     return tuple(int(p) for p in text.split("+")[0].split("-")[0].split(".") if p.isdigit())
 
 
 def _translate(exc: BaseException) -> Exception:
-    if isinstance(exc, pika.exceptions.ProbableAuthenticationError | pika.exceptions.ProbableAccessDeniedError):
+    if isinstance(
+        exc, pika.exceptions.ProbableAuthenticationError | pika.exceptions.ProbableAccessDeniedError
+    ):
         return ConfigurationError(f"the broker refused the credentials or vhost: {exc!r}")
     if isinstance(exc, pika.exceptions.ChannelClosedByBroker) and exc.reply_code in (403, 406):
         return ConfigurationError(f"the broker refused the queue layout: {exc.reply_text}")
@@ -98,9 +100,7 @@ class Broker:
         """`announce`: show up in the processors count (`stats`) while connected."""
         self.settings = settings
         params = pika.URLParameters(settings.amqp_url)
-        params.client_properties = {
-            "connection_name": f"gource-batch {purpose} on {socket.gethostname()}"
-        }
+        params.client_properties = {"connection_name": f"gource-batch {purpose} on {socket.gethostname()}"}
         self._params = params
         self._announce = announce
         self._connect_timeout = connect_timeout
@@ -188,14 +188,13 @@ class Broker:
             self.channel.basic_cancel(self._busy_tag)
             self._busy_tag = None
 
-    def wait_for(self, future: Future[T], tick: float = 0.5, stop: Callable[[], bool] = lambda: False) -> T:
-        """Service heartbeats until `future` is done; `stop()` is checked each tick."""
+    def wait_for(
+        self, future: Future[T], tick: float = 0.5, stop: Callable[[], bool] = lambda: False
+    ) -> None:
+        """Service heartbeats until `future` is done or `stop()` says so."""
         with self._boundary():
-            while not future.done():
+            while not future.done() and not stop():
                 self.connection.process_data_events(time_limit=tick)
-                if stop():
-                    break
-        return future.result() if future.done() else None  # type: ignore[return-value]
 
     def sleep(self, seconds: float) -> None:
         """Sleep while keeping the connection alive."""
@@ -214,7 +213,9 @@ class Broker:
             self.channel.basic_nack(delivery.delivery_tag, requeue=True)
             self._mark_idle()
 
-    def _publish(self, exchange: str, routing_key: str, body: bytes, headers: dict[str, Any] | None = None) -> None:
+    def _publish(
+        self, exchange: str, routing_key: str, body: bytes, headers: dict[str, Any] | None = None
+    ) -> None:
         props = pika.BasicProperties(
             content_type=JSON,
             delivery_mode=PERSISTENT,
@@ -246,7 +247,7 @@ class Broker:
             "x-reason": reason,
             "x-error": error[:1000],
             "x-attempts": delivery.attempt,
-            "x-dead-at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "x-dead-at": datetime.now(UTC).isoformat(timespec="seconds"),
             "x-source-queue": delivery.queue,
         }
         self._publish("", self.topology.dead_queue, delivery.body, headers)
@@ -288,7 +289,18 @@ class Broker:
 
 def _own_headers(headers: dict[str, Any]) -> dict[str, Any]:
     """Headers worth carrying on a copy: not the broker's own bookkeeping."""
-    return {k: v for k, v in headers.items() if k not in ("x-death", "x-delivery-count", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason")}
+    return {
+        k: v
+        for k, v in headers.items()
+        if k
+        not in (
+            "x-death",
+            "x-delivery-count",
+            "x-first-death-exchange",
+            "x-first-death-queue",
+            "x-first-death-reason",
+        )
+    }
 
 
 class Publisher:
@@ -316,7 +328,7 @@ class Publisher:
         props = pika.BasicProperties(
             content_type=JSON, delivery_mode=PERSISTENT, headers=headers, timestamp=int(time.time())
         )
-        with self._broker._boundary():  # noqa: SLF001 - same module family
+        with self._broker._boundary():
             self._channel.basic_publish("", queue, body, props, mandatory=True)
         self._pending += 1
         return self.commit() if self._pending >= self._batch else 0
@@ -325,7 +337,7 @@ class Publisher:
         """Commit what is pending; returns how many the broker took responsibility for."""
         if not self._pending:
             return 0
-        with self._broker._boundary():  # noqa: SLF001
+        with self._broker._boundary():
             self._channel.tx_commit()
             self._broker.connection.process_data_events(0)
         committed, self._pending = self._pending, 0

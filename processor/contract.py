@@ -13,7 +13,7 @@ import json
 import re
 import uuid
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -79,9 +79,7 @@ VideoId = Annotated[str, Field(pattern=VIDEO_ID.pattern)]
 class GourceOptions(BaseModel):
     """The allow-list: every gource option a request may set, with its bounds."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     resolution: Resolution | None = None
     start_date: GourceDate | None = Field(None, alias="--start-date")
@@ -97,7 +95,7 @@ class GourceOptions(BaseModel):
     title: Title | None = Field(None, alias="--title")
 
 
-class RequestType(str, Enum):
+class RequestType(StrEnum):
     gource = "gource"
 
 
@@ -125,11 +123,7 @@ def _snake_to_wire(data: dict[str, Any]) -> dict[str, Any]:
     """Accept `repo_url`, `start_date`, ... by mapping them onto the wire names."""
     gource = data.get("gource")
     if isinstance(gource, dict):
-        aliases = {
-            name: field.alias
-            for name, field in GourceOptions.model_fields.items()
-            if field.alias
-        }
+        aliases = {name: field.alias for name, field in GourceOptions.model_fields.items() if field.alias}
         data = {**data, "gource": {aliases.get(k, k): v for k, v in gource.items()}}
     return data
 
@@ -162,7 +156,7 @@ def parse_request(body: bytes | str | dict[str, Any]) -> RenderRequest:
         raise InvalidRequest(_pointed_errors(exc)) from None
 
 
-class State(str, Enum):
+class State(StrEnum):
     succeeded = "succeeded"
     failed = "failed"
 
@@ -189,6 +183,7 @@ class ResultEvent(BaseModel):
     repo_url: str = Field(alias="repoURL")
     state: State
     url: str | None = None
+    http_url: str | None = Field(None, alias="httpUrl")
     key: str | None = None
     error: str | None = None
     reason: str | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -36,7 +36,7 @@ def _check_framerate(value: int) -> int:
 Framerate = Annotated[int, AfterValidator(_check_framerate)]
 
 
-class Priority(str, Enum):
+class Priority(StrEnum):
     high = "high"
     normal = "normal"
     low = "low"
@@ -95,9 +95,7 @@ class BrokerSettings(_Settings):
     @property
     def retry_delays(self) -> tuple[int, ...]:
         """Seconds before attempt 2, 3, ...: exponential back-off, one delay queue each."""
-        return tuple(
-            round(self.retry_delay * self.retry_backoff**n) for n in range(self.max_attempts - 1)
-        )
+        return tuple(round(self.retry_delay * self.retry_backoff**n) for n in range(self.max_attempts - 1))
 
     @field_validator("amqp_url")
     @classmethod
@@ -111,7 +109,7 @@ class ProcessorSettings(BrokerSettings):
     """Everything the processor needs; operator-owned render defaults and ceilings."""
 
     output_url: str = Field(
-        default_factory=lambda: (Path.cwd() / "videos").as_uri(),
+        default_factory=(Path.cwd() / "videos").as_uri,
         description="Where videos go: s3://bucket/prefix or file:///absolute/dir (default: ./videos).",
     )
     git_allowed_protocols: Annotated[frozenset[str], NoDecode] = Field(

@@ -131,9 +131,7 @@ class Topology:
             channel.exchange_declare(self.retry_exchange, exchange_type="headers", durable=True)
             for priority in PRIORITIES:
                 queue = self.work_queue(priority)
-                channel.queue_bind(
-                    queue, self.retry_exchange, arguments={"x-match": "all", RETURN_TO: queue}
-                )
+                channel.queue_bind(queue, self.retry_exchange, arguments={"x-match": "all", RETURN_TO: queue})
             for seconds in self.retry_delays:
                 channel.queue_declare(
                     self.delay_queue(seconds),

@@ -1,0 +1,53 @@
+"""Where requests come from: `--repo` arguments and JSON Lines files (or stdin)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from processor.contract import RenderRequest, parse_request
+from processor.errors import InvalidRequest
+
+
+@dataclass(frozen=True)
+class Line:
+    """One input item: a valid request, or the reason it is not one."""
+
+    source: str
+    number: int
+    request: RenderRequest | None = None
+    error: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.number}"
+
+
+def _validated(source: str, number: int, item: str | dict[str, object], batch_id: str) -> Line:
+    try:
+        request = parse_request(item)
+    except InvalidRequest as exc:
+        return Line(source, number, error=str(exc))
+    if request.batch_id is None:
+        request = request.model_copy(update={"batch_id": batch_id})
+    return Line(source, number, request=request)
+
+
+def from_repos(urls: Iterable[str], batch_id: str) -> Iterator[Line]:
+    for number, url in enumerate(urls, 1):
+        yield _validated("--repo", number, {"type": "gource", "repoURL": url}, batch_id)
+
+
+def from_jsonl(path: str, batch_id: str) -> Iterator[Line]:
+    """One request per line; blank lines and lines starting with # are passed over."""
+    stream = sys.stdin if path == "-" else Path(path).open(encoding="utf-8")  # noqa: SIM115
+    name = "stdin" if path == "-" else path
+    try:
+        for number, text in enumerate(stream, 1):
+            if text.strip() and not text.lstrip().startswith("#"):
+                yield _validated(name, number, text, batch_id)
+    finally:
+        if stream is not sys.stdin:
+            stream.close()

@@ -1,0 +1,93 @@
+"""One render request, start to finish: clone, render, upload. No broker in sight.
+
+Runs on a worker thread while the broker thread keeps the connection alive; it checks
+`cancelled` so a shutdown stops it promptly, and its work directory is removed whatever
+happens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from processor.contract import RenderRequest, Timings
+from processor.git import fetch_log
+from processor.render import plan, render
+from processor.settings import ProcessorSettings
+from processor.storage import FINGERPRINT, FileStorage, S3Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Produced:
+    """What a finished job left behind."""
+
+    key: str
+    url: str
+    http_url: str | None
+    skipped: bool
+    timings: Timings = field(default_factory=Timings)
+    video: dict[str, object] | None = None
+    size: int = 0
+
+
+def fingerprint(request: RenderRequest, gource_args: list[str]) -> str:
+    """Same repository, same effective options: the same video."""
+    canonical = json.dumps([request.repo_url, gource_args], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def produce(
+    request: RenderRequest,
+    settings: ProcessorSettings,
+    storage: S3Storage | FileStorage,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> Produced:
+    """Render `request` and store the video; skip the work if it is already stored."""
+    render_plan = plan(request.gource, settings)
+    key = storage.key_for(request.video_id)
+    mark = fingerprint(request, render_plan.gource_args)
+    http_url = storage.http_url_for(key) if isinstance(storage, S3Storage) else None
+    if storage.fingerprint_of(key) == mark:
+        log.info("video already stored for this request; not rendering again")
+        url = storage.url_for(key) if isinstance(storage, S3Storage) else (storage.root / key).as_uri()
+        return Produced(key, url, http_url, skipped=True)
+
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix=f"{request.video_id}.", dir=settings.work_dir)
+    timings = Timings()
+    try:
+        work = Path(workdir)
+        started = time.monotonic()
+        log_path = fetch_log(
+            request.repo_url, work, settings.git_allowed_protocols, settings.clone_timeout, cancelled
+        )
+        timings.clone = round(time.monotonic() - started, 3)
+        log.info("cloned in %.1f s", timings.clone)
+
+        started = time.monotonic()
+        info = render(log_path, render_plan, work / "video.mp4", settings, cancelled)
+        timings.render = round(time.monotonic() - started, 3)
+        log.info(
+            "rendered %dx%d@%d, %.1f s of video in %.1f s",
+            info.width, info.height, render_plan.framerate, info.duration, timings.render,
+        )  # fmt: skip
+
+        started = time.monotonic()
+        metadata = {FINGERPRINT: mark, "video-id": request.video_id}
+        if request.batch_id:
+            metadata["batch-id"] = request.batch_id
+        stored = storage.put(work / "video.mp4", key, metadata)
+        timings.upload = round(time.monotonic() - started, 3)
+        log.info("stored %s (%d bytes) in %.1f s", stored.url, stored.size, timings.upload)
+        return Produced(key, stored.url, http_url, False, timings, info.as_dict(), stored.size)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,212 @@
+"""Turn a gource log into an MP4: `gource | ffmpeg` on a private Xvfb display.
+
+The frames go from gource's stdout straight into ffmpeg's stdin through an OS pipe:
+no Python in the frame path and no frames on disk. All three processes share one
+process group, so a timeout or a shutdown stops them with one signal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from processor.contract import GourceOptions
+from processor.errors import RenderFailed, RenderTimeout
+from processor.procs import kill_group, spawn
+from processor.settings import ProcessorSettings, parse_resolution
+
+
+@dataclass(frozen=True)
+class RenderPlan:
+    """What will be rendered, after the operator's defaults and ceilings were applied."""
+
+    width: int
+    height: int
+    framerate: int
+    seconds: float
+    gource_args: list[str]
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What ffprobe found in the finished file."""
+
+    width: int
+    height: int
+    framerate: float
+    duration: float
+    frames: int
+    size: int
+    codec: str
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def plan(options: GourceOptions, settings: ProcessorSettings) -> RenderPlan:
+    """Map an allow-listed request onto gource argv, clamped to the operator's ceilings."""
+    max_w, max_h = parse_resolution(settings.max_resolution)
+    width, height = parse_resolution(options.resolution or settings.resolution)
+    if width > max_w or height > max_h:
+        scale = min(max_w / width, max_h / height)
+        width, height = int(width * scale), int(height * scale)
+    width, height = width - width % 2, height - height % 2  # yuv420p wants even sides
+    framerate = min(options.output_framerate or settings.framerate, settings.max_framerate)
+    seconds = min(options.stop_at_time or settings.video_seconds, settings.max_video_seconds)
+    per_day = min(options.seconds_per_day or settings.seconds_per_day, settings.max_seconds_per_day)
+
+    args = [
+        f"-{width}x{height}",
+        "--output-framerate", str(framerate),
+        "--stop-at-time", f"{seconds:g}",
+        "--seconds-per-day", f"{per_day:g}",
+        "--stop-at-end",
+        "--disable-input",
+        "--no-vsync",
+        "--hide", "mouse,progress",
+    ]  # fmt: skip
+    valued = [
+        ("--start-date", options.start_date),
+        ("--stop-date", options.stop_date),
+        ("--time-scale", options.time_scale),
+        ("--elasticity", options.elasticity),
+        ("--bloom-multiplier", options.bloom_multiplier),
+        ("--bloom-intensity", options.bloom_intensity),
+        # A value is always its own argv element: a title like "--logo x" stays text.
+        ("--title", options.title),
+    ]
+    for flag, value in valued:
+        if value is not None and value != "":
+            args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    if options.key:
+        args.append("--key")
+    return RenderPlan(width, height, framerate, seconds, args)
+
+
+def _start_display(width: int, height: int) -> tuple[subprocess.Popen[bytes], str]:
+    """A private Xvfb that picks its own free display number and tells us which."""
+    read_fd, write_fd = os.pipe()
+    try:
+        xvfb = spawn(
+            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{width}x{height}x24",
+             "-nolisten", "tcp", "-noreset"],
+            pass_fds=(write_fd,),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    finally:
+        os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        line = pipe.readline().strip()  # EOF (b"") if Xvfb died
+    if not line.isdigit():
+        kill_group(xvfb.pid)
+        raise RenderFailed("Xvfb did not start")
+    return xvfb, f":{line.decode()}"
+
+
+def render(
+    log_path: Path,
+    render_plan: RenderPlan,
+    output: Path,
+    settings: ProcessorSettings,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> VideoInfo:
+    """Render `log_path` into `output` within RENDER_TIMEOUT; check the result with ffprobe."""
+    xvfb, display = _start_display(render_plan.width, render_plan.height)
+    group = xvfb.pid
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(output.parent),
+        "DISPLAY": display,
+        "LIBGL_ALWAYS_SOFTWARE": "1",
+        "LANG": "C.UTF-8",
+    }
+    errors = output.parent / "render.err"
+    deadline = time.monotonic() + settings.render_timeout
+    try:
+        with errors.open("wb") as err:
+            gource = spawn(
+                ["gource", "--log-format", "git", *render_plan.gource_args, "-o", "-", str(log_path)],
+                group=group, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+            )  # fmt: skip
+            if gource.stdout is None:  # pragma: no cover - Popen(stdout=PIPE) always sets it
+                raise RenderFailed("gource has no stdout")
+            ffmpeg = spawn(
+                [
+                    "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                    "-f", "image2pipe", "-vcodec", "ppm", "-framerate", str(render_plan.framerate),
+                    "-i", "-",
+                    "-vcodec", settings.ffmpeg_codec, "-preset", settings.ffmpeg_preset,
+                    "-crf", str(settings.ffmpeg_crf), "-pix_fmt", "yuv420p",
+                    "-r", str(render_plan.framerate), "-t", f"{render_plan.seconds:g}",
+                    "-movflags", "+faststart",
+                    "-f", "mp4", str(output),
+                ],
+                group=group, env=env, stdin=gource.stdout, stdout=subprocess.DEVNULL, stderr=err,
+            )  # fmt: skip
+            gource.stdout.close()  # ffmpeg holds the only reader now
+            while ffmpeg.poll() is None:
+                if cancelled():
+                    raise RenderFailed("render stopped: the processor is shutting down")
+                if time.monotonic() > deadline:
+                    raise RenderTimeout(f"render exceeded RENDER_TIMEOUT={settings.render_timeout:g} s")
+                time.sleep(0.1)
+            # ffmpeg's -t is the hard length ceiling; gource ignores the closed pipe and
+            # would go on drawing, so whatever it still does is of no use now.
+            gource_code = gource.poll()
+    finally:
+        kill_group(group)
+        xvfb.wait()
+    if (gource_code not in (None, 0)) or ffmpeg.returncode != 0:
+        detail = errors.read_bytes()[-800:].decode(errors="replace").strip()
+        raise RenderFailed(f"gource exited {gource_code}, ffmpeg exited {ffmpeg.returncode}: {detail}")
+    return probe(output, render_plan)
+
+
+def probe(path: Path, render_plan: RenderPlan) -> VideoInfo:
+    """Check the file is the video we asked for; RenderFailed if not."""
+    result = subprocess.run(
+        [
+            "ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets",
+            "-show_entries", "stream=width,height,r_frame_rate,codec_name,nb_read_packets:format=duration",
+            "-of", "json", str(path),
+        ],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RenderFailed(
+            f"ffprobe could not read the video: {result.stderr.decode(errors='replace')[-300:]}"
+        )
+    data = json.loads(result.stdout)
+    streams = data.get("streams") or []
+    if not streams:
+        raise RenderFailed("the output has no video stream")
+    stream = streams[0]
+    num, _, den = stream.get("r_frame_rate", "0/1").partition("/")
+    info = VideoInfo(
+        width=int(stream.get("width", 0)),
+        height=int(stream.get("height", 0)),
+        framerate=float(num) / float(den or 1),
+        duration=float(data.get("format", {}).get("duration", 0) or 0),
+        frames=int(stream.get("nb_read_packets", 0) or 0),
+        size=path.stat().st_size,
+        codec=str(stream.get("codec_name", "")),
+    )
+    problems = []
+    if (info.width, info.height) != (render_plan.width, render_plan.height):
+        problems.append(f"size {info.width}x{info.height}, expected {render_plan.width}x{render_plan.height}")
+    if abs(info.framerate - render_plan.framerate) > 0.01:
+        problems.append(f"frame rate {info.framerate:g}, expected {render_plan.framerate}")
+    if info.duration <= 0 or info.frames == 0:
+        problems.append("no frames")
+    if info.duration > render_plan.seconds + 1:
+        problems.append(f"duration {info.duration:.1f} s, ceiling {render_plan.seconds:g} s")
+    if problems:
+        raise RenderFailed("the video does not check out: " + "; ".join(problems))
+    return info

@@ -1,0 +1,285 @@
+"""The drain loop: take one request at a time, settle it, and stop when there is no more.
+
+Settling is the one decision made here: success (result event, then ack), a permanent
+failure (dead-letter at once), a transient one (retry through a delay queue until
+MAX_ATTEMPTS, then dead-letter), or a configuration error (hand the request back, stop).
+The loop logs why it stops, like rq and arq do, and returns the process exit code.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+
+from processor import procs
+from processor.broker import Broker, Delivery
+from processor.contract import RenderRequest, ResultEvent, State, parse_request
+from processor.errors import (
+    EXIT_CONFIGURATION,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    BrokerUnavailable,
+    ConfigurationError,
+    GourceBatchError,
+    PermanentError,
+    TransientError,
+)
+from processor.git import redact
+from processor.job import Produced, produce
+from processor.logs import request_context
+from processor.settings import ProcessorSettings
+from processor.storage import open_storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Tally:
+    rendered: int = 0
+    skipped: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"rendered {self.rendered}, already stored {self.skipped}, "
+            f"retried {self.retried}, dead-lettered {self.dead_lettered}"
+        )
+
+
+class Stopping(Exception):
+    """SIGTERM arrived while a request was in hand."""
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who a result event is about; for a body that did not validate, what could be read."""
+
+    video_id: str
+    repo_url: str
+    batch_id: str | None = None
+
+    @classmethod
+    def of(cls, request: RenderRequest) -> Subject:
+        return cls(request.video_id, redact(request.repo_url), request.batch_id)
+
+    @classmethod
+    def guessed_from(cls, body: bytes) -> Subject:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            return cls("unknown", "unknown")
+
+        def text(*names: str) -> str | None:
+            for name in names:
+                value = data.get(name)
+                if isinstance(value, str) and value.isprintable() and len(value) <= 256:
+                    return value
+            return None
+
+        return cls(
+            text("videoId", "video_id") or "unknown",
+            redact(text("repoURL", "repo_url") or "unknown"),
+            text("batchId", "batch_id"),
+        )
+
+
+class Processor:
+    """Drains the work queues with one request in hand at a time."""
+
+    def __init__(self, settings: ProcessorSettings):
+        self.settings = settings
+        self.storage = open_storage(settings.output_url)
+        self.tally = Tally()
+        self._stop = threading.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
+        self._host = socket.gethostname()
+
+    # lifecycle -----------------------------------------------------------------------------
+    def request_stop(self, signum: int, _frame: FrameType | None = None) -> None:
+        log.warning("received %s: finishing nothing new, handing work back", signal.Signals(signum).name)
+        self._stop.set()
+
+    def run(self) -> int:
+        """Drain the queues; the exit code says how it ended (see README)."""
+        started = time.monotonic()
+        try:
+            self.storage.check()
+            code = self._drain()
+        except ConfigurationError as exc:
+            log.error("stopping: configuration error: %s (%s)", exc, self.tally)
+            code = EXIT_CONFIGURATION
+        finally:
+            procs.kill_all()
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        log.info("processor exits %d after %.0f s", code, time.monotonic() - started)
+        return code
+
+    def _drain(self) -> int:
+        broker = Broker(self.settings, "processor", announce=True)
+        idle_since = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                try:
+                    delivery = broker.take()
+                    if delivery is not None:
+                        self._handle(broker, delivery)
+                        idle_since = time.monotonic()
+                        continue
+                    if self._others_may_bring_work(broker):
+                        idle_since = time.monotonic()
+                    elif time.monotonic() - idle_since >= self.settings.idle_timeout:
+                        log.info(
+                            "queues drained, idle for %.0f s, stopping: %s",
+                            self.settings.idle_timeout,
+                            self.tally,
+                        )
+                        return EXIT_OK
+                    broker.sleep(self.settings.poll_interval)
+                except BrokerUnavailable as exc:
+                    log.warning("lost the broker (%s); reconnecting", exc)
+                    broker.close()
+                    broker = Broker(self.settings, "processor", announce=True)
+                    idle_since = time.monotonic()
+            log.warning("stopped on request (SIGTERM): %s", self.tally)
+            return EXIT_INTERRUPTED
+        except Stopping:
+            log.warning("stopped on request (SIGTERM) with a request in hand, handed back: %s", self.tally)
+            return EXIT_INTERRUPTED
+        finally:
+            broker.close()
+
+    def _others_may_bring_work(self, broker: Broker) -> bool:
+        """Retries waiting in delay queues, or a peer whose request could come back."""
+        if broker.backlog() > 0:
+            return True
+        return self.settings.wait_for_peers and broker.busy_peers() > 0
+
+    # one request ---------------------------------------------------------------------------
+    def _handle(self, broker: Broker, delivery: Delivery) -> None:
+        received = datetime.now(UTC)
+        try:
+            request = parse_request(delivery.body)
+        except PermanentError as exc:
+            subject = Subject.guessed_from(delivery.body)
+            with request_context(
+                videoId=subject.video_id, batchId=subject.batch_id, attempt=delivery.attempt
+            ):
+                log.warning("invalid request, dead-lettering: %s", exc)
+                self._fail(broker, delivery, exc, subject, received)
+            return
+        with request_context(videoId=request.video_id, batchId=request.batch_id, attempt=delivery.attempt):
+            log.info("rendering %s (%s priority)", redact(request.repo_url), delivery.priority.value)
+            self._settle(broker, delivery, request, received)
+
+    def _settle(self, broker: Broker, delivery: Delivery, request: RenderRequest, received: datetime) -> None:
+        context = contextvars.copy_context()
+        future = self._executor.submit(
+            context.run, produce, request, self.settings, self.storage, self._stop.is_set
+        )
+        broker.wait_for(future, stop=self._stop.is_set)
+        try:
+            if self._stop.is_set() and not future.done():
+                future.exception()  # the job sees the flag and stops its children
+            produced = future.result()
+        except ConfigurationError:
+            broker.requeue(delivery)
+            raise
+        except PermanentError as exc:
+            log.warning("cannot be rendered, dead-lettering: %s", exc)
+            self._fail(broker, delivery, exc, Subject.of(request), received)
+        except (TransientError, OSError, ValueError, RuntimeError) as exc:
+            if self._stop.is_set():
+                broker.requeue(delivery)
+                raise Stopping from exc
+            self._retry_or_fail(broker, delivery, request, exc, received)
+        else:
+            self._succeed(broker, delivery, request, produced, received)
+
+    def _succeed(
+        self,
+        broker: Broker,
+        delivery: Delivery,
+        request: RenderRequest,
+        produced: Produced,
+        received: datetime,
+    ) -> None:
+        produced.timings.queued = _round(delivery.queued_seconds)
+        produced.timings.total = round((datetime.now(UTC) - received).total_seconds(), 3)
+        event = self._event(Subject.of(request), delivery, received)
+        event.state = State.succeeded
+        event.url, event.http_url, event.key = produced.url, produced.http_url, produced.key
+        event.timings, event.video = produced.timings, produced.video
+        broker.publish_result(event.to_wire())
+        broker.ack(delivery)
+        if produced.skipped:
+            self.tally.skipped += 1
+        else:
+            self.tally.rendered += 1
+        log.info("succeeded: %s", produced.url)
+
+    def _retry_or_fail(
+        self, broker: Broker, delivery: Delivery, request: RenderRequest, exc: Exception, received: datetime
+    ) -> None:
+        if not isinstance(exc, GourceBatchError):
+            log.exception("unexpected error, treated as transient")
+        if delivery.attempt < self.settings.max_attempts:
+            delay = broker.topology.delay_before(delivery.attempt)
+            log.warning(
+                "attempt %d of %d failed (%s); retrying in %d s",
+                delivery.attempt, self.settings.max_attempts, exc, delay,
+            )  # fmt: skip
+            broker.retry_later(delivery, delay, _describe(exc))
+            self.tally.retried += 1
+            return
+        log.error(
+            "attempt %d of %d failed (%s); dead-lettering", delivery.attempt, self.settings.max_attempts, exc
+        )
+        self._fail(broker, delivery, exc, Subject.of(request), received)
+
+    def _fail(
+        self, broker: Broker, delivery: Delivery, exc: Exception, subject: Subject, received: datetime
+    ) -> None:
+        reason = getattr(exc, "reason", "error")
+        event = self._event(subject, delivery, received)
+        event.state, event.error, event.reason = State.failed, _describe(exc), reason
+        broker.publish_result(event.to_wire())
+        broker.dead_letter(delivery, reason, _describe(exc))
+        self.tally.dead_lettered += 1
+
+    def _event(self, subject: Subject, delivery: Delivery, received: datetime) -> ResultEvent:
+        return ResultEvent(
+            video_id=subject.video_id,
+            batch_id=subject.batch_id,
+            repo_url=subject.repo_url,
+            state=State.failed,
+            attempts=delivery.attempt,
+            priority=delivery.priority.value,
+            processor=self._host,
+            started_at=received,
+            finished_at=datetime.now(UTC),
+        )
+
+
+def _describe(exc: Exception) -> str:
+    return redact(f"{type(exc).__name__}: {exc}")[:1000]
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def install_signal_handlers(processor: Processor) -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, processor.request_stop)
