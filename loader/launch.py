@@ -255,11 +255,14 @@ def launch_processors(
     Returns None (and logs why) when there is nothing to do: the backlog is empty, or a
     processor Job of the same release is still running. `release` defaults to the
     template's `app.kubernetes.io/instance` label; `namespace` to the template's, then
-    the pod's own. Raises ConfigurationError when the template is unusable or the API
-    refuses on permissions.
+    the pod's own. Raises ConfigurationError when the bounds are impossible, the template
+    is unusable, or the API refuses on permissions.
     """
     api_exception = _k8s("kubernetes.client.exceptions").ApiException
-    parallelism = processors_for(backlog, per_processor, minimum, maximum)
+    try:
+        parallelism = processors_for(backlog, per_processor, minimum, maximum)
+    except ValueError as exc:
+        raise ConfigurationError(f"launch bounds: {exc}") from exc
     template = load_template(template_path)
     meta = template.metadata
     release = release or ((meta.labels or {}).get(INSTANCE_LABEL) if meta else None)

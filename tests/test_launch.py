@@ -102,6 +102,11 @@ def test_impossible_bounds_are_refused(per: int, low: int, high: int) -> None:
         launch.processors_for(5, per_processor=per, minimum=low, maximum=high)
 
 
+def test_impossible_bounds_are_a_configuration_error_when_launching(client: Any) -> None:
+    with pytest.raises(ConfigurationError, match="launch bounds"):
+        launch.launch_processors(TEMPLATE, 5, minimum=5, maximum=2, namespace="batch", api=Recorder(client))
+
+
 def test_job_names_are_unique_per_run_and_valid_dns_labels() -> None:
     first = launch.job_name("gource-batch-processor-", NOW)
     second = launch.job_name("gource-batch-processor-", NOW)
