@@ -306,3 +306,17 @@ def test_the_pod_security_check_notices_what_restricted_forbids() -> None:
     pod["hostNetwork"] = True
     problems = kp.restricted_violations(pod)
     assert len(problems) == 6, problems
+
+
+@pytest.mark.parametrize("script", ["kind-e2e.sh", "install-helm.sh"])
+def test_the_deployment_scripts_are_valid_bash(script: str) -> None:
+    path = kp.ROOT / "scripts" / script
+    subprocess.run(["bash", "-n", str(path)], check=True)
+    assert path.stat().st_mode & 0o111, f"{script} is not executable"
+
+
+def test_the_kind_end_to_end_run_stays_out_of_ci() -> None:
+    ci = kp.ROOT / ".ci" / "run"
+    if ci.exists():
+        assert "kind-e2e" not in ci.read_text()
+    assert "helm upgrade --install" in (kp.ROOT / "scripts" / "kind-e2e.sh").read_text()
