@@ -94,7 +94,6 @@ class Broker:
         settings: BrokerSettings,
         purpose: str,
         *,
-        connect_timeout: float = 60.0,
         announce: bool = False,
     ):
         """`announce`: show up in the processors count (`stats`) while connected."""
@@ -103,7 +102,6 @@ class Broker:
         params.client_properties = {"connection_name": f"gource-batch {purpose} on {socket.gethostname()}"}
         self._params = params
         self._announce = announce
-        self._connect_timeout = connect_timeout
         self.connection, self.channel, self.topology = self._open()
         self._busy_tag: str | None = None
 
@@ -112,7 +110,7 @@ class Broker:
         retrying = Retrying(
             retry=retry_if_exception_type(BrokerUnavailable),
             wait=wait_exponential(multiplier=0.5, max=10),
-            stop=stop_after_delay(self._connect_timeout),
+            stop=stop_after_delay(self.settings.connect_timeout),
             before_sleep=before_sleep_log(log, logging.WARNING),
             reraise=True,
         )
@@ -156,15 +154,15 @@ class Broker:
     def take(self) -> Delivery | None:
         """The next request, highest priority first, marked in flight; None if all are empty.
 
-        The in-flight mark goes up before the queues are looked at, so a peer deciding
-        whether to stop never sees a request that is neither ready nor marked.
+        The in-flight mark goes up right after the request is taken; a peer deciding
+        whether to stop looks twice, a poll interval apart, so it cannot miss the mark.
         """
         with self._boundary():
-            self._mark_busy()
             for priority in PRIORITIES:
                 queue = self.topology.work_queue(priority)
                 method, props, body = self.channel.basic_get(queue, auto_ack=False)
                 if method is not None:
+                    self._mark_busy()
                     return Delivery(
                         body=body,
                         delivery_tag=method.delivery_tag,
@@ -174,7 +172,6 @@ class Broker:
                         headers=dict(props.headers or {}),
                         timestamp=props.timestamp,
                     )
-            self._mark_idle()
         return None
 
     def _mark_busy(self) -> None:
@@ -270,7 +267,7 @@ class Broker:
     def busy_peers(self) -> int:
         """Processors other than this one that hold a request right now."""
         with self._boundary():
-            busy = self._count(self.topology.inflight_queue)[1]
+            busy: int = self._count(self.topology.inflight_queue)[1]
         return busy - (1 if self._busy_tag else 0)
 
     def counts(self) -> dict[str, tuple[int, int]]:

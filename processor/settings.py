@@ -84,6 +84,9 @@ class BrokerSettings(_Settings):
         ),
     )
 
+    connect_timeout: float = Field(
+        60.0, gt=0, description="Seconds to keep retrying the broker connection (start-up and reconnects)."
+    )
     max_attempts: int = Field(
         3, ge=1, le=20, description="Attempts of a failing render before it is dead-lettered."
     )

@@ -129,29 +129,34 @@ class Processor:
     def _drain(self) -> int:
         broker = Broker(self.settings, "processor", announce=True)
         idle_since = time.monotonic()
+        confirming = False
         try:
             while not self._stop.is_set():
                 try:
                     delivery = broker.take()
                     if delivery is not None:
                         self._handle(broker, delivery)
-                        idle_since = time.monotonic()
+                        idle_since, confirming = time.monotonic(), False
                         continue
                     if self._others_may_bring_work(broker):
-                        idle_since = time.monotonic()
+                        idle_since, confirming = time.monotonic(), False
                     elif time.monotonic() - idle_since >= self.settings.idle_timeout:
-                        log.info(
-                            "queues drained, idle for %.0f s, stopping: %s",
-                            self.settings.idle_timeout,
-                            self.tally,
-                        )
-                        return EXIT_OK
+                        # Stop on the second clear look in a row: a peer that took a
+                        # request during the first look has marked it by now.
+                        if confirming:
+                            log.info(
+                                "queues drained, idle for %.0f s, stopping: %s",
+                                self.settings.idle_timeout,
+                                self.tally,
+                            )
+                            return EXIT_OK
+                        confirming = True
                     broker.sleep(self.settings.poll_interval)
                 except BrokerUnavailable as exc:
                     log.warning("lost the broker (%s); reconnecting", exc)
                     broker.close()
                     broker = Broker(self.settings, "processor", announce=True)
-                    idle_since = time.monotonic()
+                    idle_since, confirming = time.monotonic(), False
             log.warning("stopped on request (SIGTERM): %s", self.tally)
             return EXIT_INTERRUPTED
         except Stopping:

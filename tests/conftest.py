@@ -1,0 +1,92 @@
+"""Real services for the tests: a RabbitMQ broker, an S3 server on 127.0.0.1, git repositories.
+
+Locally a missing service skips the tests that need it; under CI (CI=true) it fails them,
+so a green CI run always means the real thing ran.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pytest
+from support import (
+    AMQP_URL,
+    Pipeline,
+    make_sample_repo,
+    require,
+)
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    try:
+        pika.BlockingConnection(pika.URLParameters(AMQP_URL)).close()
+    except Exception as exc:
+        require(False, f"no RabbitMQ broker at {AMQP_URL}: {exc!r}")
+    return AMQP_URL
+
+
+@pytest.fixture(scope="session")
+def renderer() -> None:
+    for tool in ("git", "gource", "ffmpeg", "ffprobe", "Xvfb"):
+        require(shutil.which(tool) is not None, f"{tool} is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto in server mode: a real S3 API over HTTP on 127.0.0.1."""
+    server = shutil.which("moto_server")
+    require(server is not None, "moto_server is not installed (pip install 'moto[server]')")
+    assert server is not None
+    port = _free_port()
+    with (tmp_path_factory.mktemp("moto") / "moto.log").open("wb") as log:
+        proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        require(False, "moto_server did not start")
+    yield endpoint
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def sample_repo(tmp_path_factory: pytest.TempPathFactory, renderer: None) -> Path:
+    """Several authors (some non-ASCII), renames, deletions, a merge, names with spaces."""
+    return make_sample_repo(tmp_path_factory.mktemp("repos") / "sample")
+
+
+@pytest.fixture
+def pipeline(amqp_url: str, s3_endpoint: str, renderer: None, tmp_path: Path) -> Iterator[Pipeline]:
+    """A private queue set and bucket, with helpers to load, process and inspect."""
+    base = f"t{uuid.uuid4().hex[:10]}"
+    p = Pipeline(amqp_url=amqp_url, s3_endpoint=s3_endpoint, base=base, bucket=base, workdir=tmp_path)
+    p.create_bucket()
+    yield p
+    p.close()
+
+
+def pytest_report_header() -> list[str]:
+    return [f"python {sys.version.split()[0]}; CI={os.environ.get('CI', '')!r}; AMQP_URL={AMQP_URL}"]

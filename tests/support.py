@@ -1,0 +1,277 @@
+"""Helpers the integration tests share: a sample repository and a pipeline driven like a user.
+
+The loader and processors run as real subprocesses (`python -m loader`, `python -m
+processor`), so the tests exercise exactly what a user or a Kubernetes pod runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pika
+import pytest
+
+from processor.topology import Topology
+
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ROOT = Path(__file__).resolve().parent.parent
+
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip locally when a real component is missing; fail under CI."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required for CI: {why}")
+    pytest.skip(why)
+
+
+def git(repo: Path, *args: str, author: str = "Alice", date: str = "2024-01-01T12:00:00+00:00") -> None:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": author,
+        "GIT_AUTHOR_EMAIL": f"{author.split(maxsplit=1)[0].lower()}@example.com",
+        "GIT_AUTHOR_DATE": date,
+        "GIT_COMMITTER_NAME": author,
+        "GIT_COMMITTER_EMAIL": "ci@example.com",
+        "GIT_COMMITTER_DATE": date,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+    }
+    subprocess.run(["git", "-C", str(repo), *args], env=env, check=True, capture_output=True)
+
+
+def make_sample_repo(path: Path) -> Path:
+    """A small but varied history: what real repositories throw at gource."""
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "uploadpack.allowFilter", "true")  # so --filter works over file://
+
+    def commit(author: str, day: int, message: str) -> None:
+        git(path, "add", "-A")
+        git(path, "commit", "-q", "-m", message, author=author, date=f"2024-01-{day:02d}T12:00:00+00:00")
+
+    (path / "src").mkdir()
+    (path / "src" / "main.py").write_text("print('hello')\n")
+    (path / "README.md").write_text("# sample\n")
+    commit("Alice", 1, "start")
+    (path / "docs").mkdir()
+    (path / "docs" / "user guide.md").write_text("spaces in the name\n")
+    (path / "docs" / "café.txt").write_text("non-ASCII file name\n")
+    commit("Zoë Ünïcødé", 2, "docs")
+    git(path, "mv", "src/main.py", "src/app.py")
+    commit("Bob", 3, "rename")
+    git(path, "checkout", "-q", "-b", "feature")
+    (path / "src" / "feature.py").write_text("x = 1\n")
+    commit("李小龍", 4, "feature")
+    git(path, "checkout", "-q", "main")
+    (path / "old.txt").write_text("to be removed\n")
+    commit("Alice", 5, "add old")
+    git(path, "rm", "-q", "old.txt")
+    commit("Bob", 6, "remove old")
+    git(
+        path,
+        "merge",
+        "-q",
+        "--no-ff",
+        "-m",
+        "merge feature",
+        "feature",
+        author="Alice",
+        date="2024-01-07T12:00:00+00:00",
+    )
+    for day in range(8, 12):
+        (path / "src" / f"module_{day}.py").write_text(f"n = {day}\n")
+        commit(["Alice", "Bob", "Zoë Ünïcødé", "李小龍"][day % 4], day, f"module {day}")
+    return path
+
+
+@dataclass
+class Pipeline:
+    """One test's private slice of the broker and S3, plus the ways a user drives them."""
+
+    amqp_url: str
+    s3_endpoint: str
+    base: str
+    bucket: str
+    workdir: Path
+    processors: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    # environment -------------------------------------------------------------------------
+    def env(self, **overrides: Any) -> dict[str, str]:
+        env = {
+            **os.environ,
+            **S3_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.s3_endpoint,
+            "AMQP_URL": self.amqp_url,
+            "RENDER_QUEUE": self.base,
+            "OUTPUT_URL": f"s3://{self.bucket}/videos",
+            "GIT_ALLOWED_PROTOCOLS": "file",
+            "RESOLUTION": "320x240",
+            "FRAMERATE": "25",
+            "VIDEO_SECONDS": "2",
+            "IDLE_TIMEOUT": "2",
+            "POLL_INTERVAL": "0.2",
+            "RETRY_DELAY": "1",
+            "RETRY_BACKOFF": "2",
+            "LOG_FORMAT": "json",
+            "WORK_DIR": str(self.workdir / "work"),
+            "PYTHONPATH": str(ROOT),
+        }
+        env.update({k: str(v) for k, v in overrides.items()})
+        return env
+
+    @property
+    def s3(self) -> Any:
+        return boto3.client("s3", endpoint_url=self.s3_endpoint, **_boto_credentials())
+
+    def create_bucket(self) -> None:
+        self.s3.create_bucket(Bucket=self.bucket)
+
+    # driving -----------------------------------------------------------------------------
+    def load(self, *args: str, stdin: str | None = None, **env: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "loader", *args],
+            env=self.env(**env),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def start_processor(self, **env: Any) -> subprocess.Popen[bytes]:
+        with (self.workdir / f"processor-{len(self.processors)}.log").open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "processor"], env=self.env(**env), stdout=log, stderr=log
+            )
+        self.processors.append(proc)
+        return proc
+
+    def process(self, count: int = 1, timeout: float = 300, **env: Any) -> list[int]:
+        """Run `count` processors until they exit by themselves; their exit codes."""
+        procs = [self.start_processor(**env) for _ in range(count)]
+        return [p.wait(timeout) for p in procs]
+
+    def processor_log(self, index: int = 0) -> list[dict[str, Any]]:
+        lines = (self.workdir / f"processor-{index}.log").read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    # inspecting --------------------------------------------------------------------------
+    def objects(self) -> dict[str, dict[str, Any]]:
+        listed = self.s3.list_objects_v2(Bucket=self.bucket).get("Contents", [])
+        return {o["Key"]: o for o in listed}
+
+    def download(self, key: str) -> Path:
+        target = self.workdir / Path(key).name
+        self.s3.download_file(self.bucket, key, str(target))
+        return target
+
+    def drain(self, queue: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """Every message now in `queue` as (headers, decoded body), acknowledged."""
+        out = []
+        with _channel(self.amqp_url) as channel:
+            while True:
+                method, props, body = channel.basic_get(queue, auto_ack=True)
+                if method is None:
+                    return out
+                try:
+                    decoded = json.loads(body)
+                except ValueError:
+                    decoded = {"raw": body.decode(errors="replace")}
+                out.append((dict(props.headers or {}), decoded))
+
+    def results(self) -> list[dict[str, Any]]:
+        return [body for _, body in self.drain(f"{self.base}.results")]
+
+    def dead(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        return self.drain(f"{self.base}.dead")
+
+    def ready(self, queue: str) -> int:
+        """Messages ready in `queue`; 0 when nothing ever declared it."""
+        try:
+            with _channel(self.amqp_url) as channel:
+                return int(channel.queue_declare(queue, passive=True).method.message_count)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:
+                return 0
+            raise
+
+    def publish_raw(self, body: bytes, queue: str | None = None) -> None:
+        """Publish bytes as a foreign producer would, onto the declared topology."""
+        with _channel(self.amqp_url) as channel:
+            Topology(self.base, quorum=True, retry_delays=(1, 2)).declare(channel)
+            channel.confirm_delivery()
+            channel.basic_publish(
+                "", queue or self.base, body, pika.BasicProperties(delivery_mode=2), mandatory=True
+            )
+
+    def close(self) -> None:
+        for proc in self.processors:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        with _channel(self.amqp_url) as channel:
+            for name in _queue_names(self.base):
+                channel.queue_delete(name)
+            channel.exchange_delete(f"{self.base}.results")
+            channel.exchange_delete(f"{self.base}.retry")
+
+
+class _channel:  # noqa: N801 - used as a context manager, reads like `with channel`
+    def __init__(self, url: str):
+        self._connection = pika.BlockingConnection(pika.URLParameters(url))
+
+    def __enter__(self) -> Any:
+        return self._connection.channel()
+
+    def __exit__(self, *_: object) -> None:
+        self._connection.close()
+
+
+def _queue_names(base: str) -> Iterable[str]:
+    """Every queue a test may have made, named by the project's own topology."""
+    topology = Topology(base, quorum=True, retry_delays=(1, 2, 3, 4, 8, 16, 30, 120))
+    yield from topology.work_queues
+    yield from (
+        topology.dead_queue,
+        topology.results_queue,
+        topology.processors_queue,
+        topology.inflight_queue,
+    )
+    yield from (topology.delay_queue(s) for s in topology.retry_delays)
+
+
+def _boto_credentials() -> dict[str, str]:
+    return {
+        "aws_access_key_id": S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "region_name": S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+    }
+
+
+def probe(path: Path) -> dict[str, Any]:
+    """ffprobe's view of a video: what a user would check."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries",
+         "stream=codec_name,width,height,r_frame_rate:format=duration,format_name",
+         "-of", "json", str(path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    data: dict[str, Any] = json.loads(out.stdout)
+    return data

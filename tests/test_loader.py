@@ -1,0 +1,55 @@
+"""What a user of `python -m loader` sees: validation first, confirmed publishing, a summary."""
+
+from __future__ import annotations
+
+import json
+
+from support import Pipeline
+
+
+def test_nothing_is_published_when_a_line_is_invalid(pipeline: Pipeline) -> None:
+    lines = [
+        json.dumps({"repoURL": "https://example.com/a.git"}),
+        json.dumps({"repoURL": "https://example.com/b.git", "gource": {"--loop": True}}),
+        "{not json",
+    ]
+    result = pipeline.load("--file", "-", stdin="\n".join(lines))
+
+    assert result.returncode == 2
+    assert "stdin:2: invalid request: gource.--loop" in result.stderr
+    assert "stdin:3: invalid request: not valid JSON" in result.stderr
+    assert "loaded 0, skipped 2, failed 0" in result.stdout
+    assert pipeline.ready(pipeline.base) == 0
+
+
+def test_skip_invalid_loads_the_valid_lines_and_reports_the_rest(pipeline: Pipeline) -> None:
+    lines = [json.dumps({"repoURL": "https://example.com/a.git"}), '{"repoURL": 3}']
+    result = pipeline.load("--file", "-", "--skip-invalid", stdin="\n".join(lines))
+
+    assert "loaded 1, skipped 1, failed 0" in result.stdout
+    assert result.returncode == 1  # not everything was loaded
+    assert pipeline.ready(pipeline.base) == 1
+
+
+def test_loaded_requests_carry_a_video_id_and_the_batch_id(pipeline: Pipeline) -> None:
+    result = pipeline.load("--repo", "https://example.com/a.git", "--repo", "https://example.com/b.git",
+                           "--priority", "high")  # fmt: skip
+    assert result.returncode == 0
+    batch = result.stdout.split()[1].rstrip(":")
+
+    bodies = [body for _, body in pipeline.drain(f"{pipeline.base}.high")]
+    assert [b["repoURL"] for b in bodies] == ["https://example.com/a.git", "https://example.com/b.git"]
+    assert all(b["batchId"] == batch for b in bodies)
+    assert len({b["videoId"] for b in bodies}) == 2
+
+
+def test_an_unreachable_broker_is_reported_and_nothing_counts_as_loaded(pipeline: Pipeline) -> None:
+    result = pipeline.load(
+        "--repo",
+        "https://example.com/a.git",
+        AMQP_URL="amqp://guest:guest@127.0.0.1:1/%2F",
+        CONNECT_TIMEOUT=2,
+    )
+
+    assert result.returncode != 0
+    assert "loaded 0" in result.stdout
