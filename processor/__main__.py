@@ -1,37 +1,87 @@
-"""`python -m processor`: drain the render queues (the default), or an operator tool."""
+"""`python -m processor`: drain the render queues (the default), or run an operator tool.
+
+python -m processor                 drain the queues, exit 0 when they are empty
+python -m processor stats           ready / in-flight counts per queue, processors connected
+python -m processor dead list       what was dead-lettered, and why
+python -m processor dead requeue    send dead requests back to their work queue
+python -m processor dead purge      drop every dead request
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+from collections.abc import Callable
 
 from processor import settings as settings_module
 from processor.logs import configure
-from processor.settings import ProcessorSettings
-
-log = logging.getLogger("processor")
+from processor.settings import BrokerSettings, ProcessorSettings
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m processor",
-        description="Render queued repositories into Gource videos; exit 0 once the queues are drained.",
-    )
-    settings_module.add_flags(parser, ProcessorSettings)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _run(args: argparse.Namespace) -> int:
     settings = settings_module.load(ProcessorSettings, args)
     configure(settings.log_format, settings.log_level)
-
     from processor.worker import Processor, install_signal_handlers
 
     processor = Processor(settings)
     install_signal_handlers(processor)
     return processor.run()
+
+
+def _operator(
+    action: Callable[[BrokerSettings, argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    def command(args: argparse.Namespace) -> int:
+        settings = settings_module.load(BrokerSettings, args)
+        configure("text" if sys.stderr.isatty() else "json", "WARNING")
+        return action(settings, args)
+
+    return command
+
+
+def _parser() -> argparse.ArgumentParser:
+    import processor.ops as ops
+
+    parser = argparse.ArgumentParser(
+        prog="python -m processor",
+        description="Render queued repositories into Gource videos; exit 0 once the queues are drained.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    settings_module.add_flags(parser, ProcessorSettings)
+    parser.set_defaults(command=_run)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="drain the queues (the default)")
+    settings_module.add_flags(run, ProcessorSettings)
+    run.set_defaults(command=_run)
+
+    stats = commands.add_parser("stats", help="queue depths and processors connected")
+    settings_module.add_flags(stats, BrokerSettings)
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
+    stats.set_defaults(command=_operator(ops.stats))
+
+    dead = commands.add_parser("dead", help="inspect, requeue or purge dead-lettered requests")
+    dead_commands = dead.add_subparsers(title="dead-letter commands", metavar="ACTION", required=True)
+    dead_list = dead_commands.add_parser("list", help="reason, attempts, repo and videoId of each")
+    dead_list.add_argument("--json", action="store_true", help="one JSON object per line")
+    dead_list.set_defaults(command=_operator(ops.dead_list))
+    requeue = dead_commands.add_parser("requeue", help="back to the work queue with a fresh attempt count")
+    which = requeue.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every dead request")
+    which.add_argument("video_ids", nargs="*", default=[], metavar="VIDEO_ID", help="these requests only")
+    requeue.set_defaults(command=_operator(ops.dead_requeue))
+    purge = dead_commands.add_parser("purge", help="drop every dead request")
+    purge.set_defaults(command=_operator(ops.dead_purge))
+    for sub in (dead_list, requeue, purge):
+        settings_module.add_flags(sub, BrokerSettings)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    code: int = args.command(args)
+    return code
 
 
 if __name__ == "__main__":

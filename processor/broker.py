@@ -28,8 +28,9 @@ from tenacity import (
     wait_exponential,
 )
 
+from processor.contract import Subject
 from processor.errors import BrokerUnavailable, ConfigurationError
-from processor.settings import PRIORITIES, BrokerSettings, Priority, redact_url
+from processor.settings import PRIORITIES, BrokerSettings, Priority, redact
 from processor.topology import RETURN_TO, Topology
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class Broker:
             raise _translate(exc) from exc
         log.info(
             "connected to %s (%s queues, base %r)",
-            redact_url(self.settings.amqp_url),
+            redact(self.settings.amqp_url),
             "quorum" if topology.quorum else "classic",
             topology.base,
         )
@@ -162,7 +163,7 @@ class Broker:
                 queue = self.topology.work_queue(priority)
                 method, props, body = self.channel.basic_get(queue, auto_ack=False)
                 if method is not None:
-                    self._mark_busy()
+                    self._mark_busy(priority)
                     return Delivery(
                         body=body,
                         delivery_tag=method.delivery_tag,
@@ -174,10 +175,10 @@ class Broker:
                     )
         return None
 
-    def _mark_busy(self) -> None:
+    def _mark_busy(self, priority: Priority) -> None:
         if self._busy_tag is None:
             self._busy_tag = self.channel.basic_consume(
-                self.topology.inflight_queue, lambda *_: None, auto_ack=True
+                self.topology.inflight_queue(priority), lambda *_: None, auto_ack=True
             )
 
     def _mark_idle(self) -> None:
@@ -267,21 +268,127 @@ class Broker:
     def busy_peers(self) -> int:
         """Processors other than this one that hold a request right now."""
         with self._boundary():
-            busy: int = self._count(self.topology.inflight_queue)[1]
+            busy = sum(self._count(self.topology.inflight_queue(p))[1] for p in PRIORITIES)
         return busy - (1 if self._busy_tag else 0)
 
     def counts(self) -> dict[str, tuple[int, int]]:
-        """(ready, consumers) for every queue of the topology."""
+        """(messages, consumers) of every queue of the topology, markers included."""
         names = [
             *self.topology.work_queues,
             *(self.topology.delay_queue(d) for d in self.topology.retry_delays),
             self.topology.dead_queue,
             self.topology.results_queue,
-            self.topology.processors_queue,
-            self.topology.inflight_queue,
+            *self.topology.marker_queues,
         ]
         with self._boundary():
             return {name: self._count(name) for name in names}
+
+    # the dead-letter queue -----------------------------------------------------------------
+    def _browse_dead(self, channel: BlockingChannel) -> list[DeadLetter]:
+        """Every dead letter there now, held unacknowledged on `channel`."""
+        letters = []
+        for _ in range(self._count(self.topology.dead_queue)[0]):
+            method, props, body = channel.basic_get(self.topology.dead_queue, auto_ack=False)
+            if method is None:
+                break
+            letters.append(DeadLetter(body, dict(props.headers or {}), method.delivery_tag))
+        return letters
+
+    @contextmanager
+    def _dead_channel(self) -> Iterator[BlockingChannel]:
+        """A channel whose unsettled dead letters go back, in order, when it is done."""
+        with self._boundary():
+            channel = self.connection.channel()
+            try:
+                yield channel
+            finally:
+                if channel.is_open:
+                    channel.basic_nack(0, multiple=True, requeue=True)
+                    channel.close()
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Read every dead letter without removing any."""
+        with self._dead_channel() as channel:
+            return self._browse_dead(channel)
+
+    def requeue_dead(self, select: Callable[[DeadLetter], bool]) -> list[DeadLetter]:
+        """Send the selected dead letters back to their work queue as fresh requests."""
+        moved = []
+        with self._dead_channel() as channel:
+            for letter in self._browse_dead(channel):
+                if not select(letter):
+                    continue
+                home = letter.source_queue
+                if home not in self.topology.work_queues:
+                    home = self.topology.work_queue(Priority.normal)
+                self._publish("", home, letter.body, _own_headers(letter.headers))
+                channel.basic_ack(letter.delivery_tag)
+                moved.append(letter)
+        return moved
+
+    def purge_dead(self) -> int:
+        with self._boundary():
+            return int(self.channel.queue_purge(self.topology.dead_queue).method.message_count)
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A dead-lettered request, read back with why it died."""
+
+    body: bytes
+    headers: dict[str, Any]
+    delivery_tag: int
+
+    @property
+    def subject(self) -> Subject:
+        return Subject.guessed_from(self.body)
+
+    @property
+    def _death(self) -> dict[str, Any]:
+        deaths = self.headers.get("x-death") or [{}]
+        return dict(deaths[0])
+
+    @property
+    def reason(self) -> str:
+        """Ours (x-reason), or the broker's when it dead-lettered the request itself."""
+        if "x-reason" in self.headers:
+            return _text(self.headers["x-reason"])
+        return _text(self._death.get("reason", "unknown")).replace("_", "-")
+
+    @property
+    def error(self) -> str:
+        if "x-error" in self.headers:
+            return _text(self.headers["x-error"])
+        if self.reason == "delivery-limit":
+            return "delivered too many times without being settled: its processor died each time"
+        return ""
+
+    @property
+    def attempts(self) -> int:
+        return int(self.headers.get("x-attempts", self.headers.get("x-delivery-count", 0)) or 0)
+
+    @property
+    def dead_at(self) -> str | None:
+        if "x-dead-at" in self.headers:
+            return _text(self.headers["x-dead-at"])
+        when = self._death.get("time")
+        return when.isoformat() if isinstance(when, datetime) else None
+
+    @property
+    def source_queue(self) -> str:
+        return _text(self.headers.get("x-source-queue") or self._death.get("queue") or "")
+
+
+# Headers that describe a past life; a requeued request starts without them.
+_HISTORY = {
+    ATTEMPT, RETURN_TO, "x-death", "x-delivery-count", "x-first-death-exchange", "x-first-death-queue",
+    "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason",
+    "x-reason", "x-error", "x-attempts", "x-dead-at", "x-source-queue", "x-last-error",
+}  # fmt: skip
 
 
 def _own_headers(headers: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -26,7 +27,7 @@ from pydantic import (
 )
 
 from processor.errors import InvalidRequest
-from processor.settings import Framerate, parse_resolution
+from processor.settings import Framerate, parse_resolution, redact
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_WIDTH, MAX_HEIGHT = 3840, 2160
@@ -154,6 +155,41 @@ def parse_request(body: bytes | str | dict[str, Any]) -> RenderRequest:
         return RenderRequest.model_validate(_snake_to_wire(data))
     except ValidationError as exc:
         raise InvalidRequest(_pointed_errors(exc)) from None
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who a result event is about; for a body that did not validate, what could be read."""
+
+    video_id: str
+    repo_url: str
+    batch_id: str | None = None
+
+    @classmethod
+    def of(cls, request: RenderRequest) -> Subject:
+        return cls(request.video_id, redact(request.repo_url), request.batch_id)
+
+    @classmethod
+    def guessed_from(cls, body: bytes) -> Subject:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            return cls("unknown", "unknown")
+
+        def text(*names: str) -> str | None:
+            for name in names:
+                value = data.get(name)
+                if isinstance(value, str) and value.isprintable() and len(value) <= 256:
+                    return value
+            return None
+
+        return cls(
+            text("videoId", "video_id") or "unknown",
+            redact(text("repoURL", "repo_url") or "unknown"),
+            text("batchId", "batch_id"),
+        )
 
 
 class State(StrEnum):

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from processor.errors import CloneFailed, RepositoryRejected
 from processor.procs import run
+from processor.settings import redact
 
 # What gource itself asks git for (see NOTES.md), minus the shell.
 LOG_ARGS = [
@@ -36,11 +37,6 @@ _NOT_FOUND = re.compile(
     r"Repository not found|returned error: 404",
     re.IGNORECASE,
 )
-
-
-def redact(text: str) -> str:
-    """Remove credentials embedded in URLs anywhere in `text`."""
-    return re.sub(r"(?<=://)[^/@\s]+@", "***@", text)
 
 
 def transport(url: str) -> str:

@@ -241,15 +241,9 @@ def load(settings_class: type[S], args: argparse.Namespace) -> S:
         raise SystemExit(EXIT_CONFIGURATION) from None
 
 
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, fit for logs."""
-    parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return parts._replace(netloc=f"***@{host}").geturl()
+def redact(text: str) -> str:
+    """`text` with the credentials of every URL in it replaced, fit for logs and events."""
+    return re.sub(r"(?<=://)[^/@\s]+@", "***@", text)
 
 
 def environment_names(settings_class: type[_Settings]) -> list[str]:
@@ -265,5 +259,5 @@ __all__ = [
     "environment_names",
     "load",
     "parse_resolution",
-    "redact_url",
+    "redact",
 ]

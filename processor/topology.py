@@ -82,10 +82,13 @@ class Topology:
         """Never holds messages: its consumer count is the number of live processors."""
         return f"{self.base}.processors"
 
+    def inflight_queue(self, priority: Priority) -> str:
+        """Never holds messages: its consumer count is how many requests of that queue are in flight."""
+        return f"{self.work_queue(priority)}.inflight"
+
     @property
-    def inflight_queue(self) -> str:
-        """Never holds messages: its consumer count is the number of busy processors."""
-        return f"{self.base}.inflight"
+    def marker_queues(self) -> list[str]:
+        return [self.processors_queue, *(self.inflight_queue(p) for p in PRIORITIES)]
 
     # arguments ---------------------------------------------------------------------------
     def _durable_args(self) -> dict[str, Any]:
@@ -105,6 +108,14 @@ class Topology:
             )
         return args
 
+    def dead_queue_arguments(self) -> dict[str, Any]:
+        args = self._durable_args()
+        if self.quorum:
+            # Browsing (`dead list`) returns messages to the queue; on RabbitMQ 4.x every
+            # return may count toward the delivery limit (default 20), which would drop them.
+            args["x-delivery-limit"] = 1_000_000
+        return args
+
     def delay_queue_arguments(self, seconds: int) -> dict[str, Any]:
         # Expired messages go to the retry exchange, which routes them home by header.
         return {
@@ -119,7 +130,7 @@ class Topology:
 
     # declaring ---------------------------------------------------------------------------
     def declare(self, channel: Declaring) -> None:
-        channel.queue_declare(self.dead_queue, durable=True, arguments=self._durable_args())
+        channel.queue_declare(self.dead_queue, durable=True, arguments=self.dead_queue_arguments())
         for priority in PRIORITIES:
             channel.queue_declare(
                 self.work_queue(priority), durable=True, arguments=self.work_queue_arguments()
@@ -138,7 +149,7 @@ class Topology:
                     durable=True,
                     arguments=self.delay_queue_arguments(seconds),
                 )
-        for marker in (self.processors_queue, self.inflight_queue):
+        for marker in self.marker_queues:
             channel.queue_declare(marker, durable=True, arguments=self.marker_queue_arguments())
 
 

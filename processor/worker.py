@@ -9,7 +9,6 @@ The loop logs why it stops, like rq and arq do, and returns the process exit cod
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import signal
 import socket
@@ -22,7 +21,7 @@ from types import FrameType
 
 from processor import procs
 from processor.broker import Broker, Delivery
-from processor.contract import RenderRequest, ResultEvent, State, parse_request
+from processor.contract import RenderRequest, ResultEvent, State, Subject, parse_request
 from processor.errors import (
     EXIT_CONFIGURATION,
     EXIT_INTERRUPTED,
@@ -33,10 +32,9 @@ from processor.errors import (
     PermanentError,
     TransientError,
 )
-from processor.git import redact
 from processor.job import Produced, produce
 from processor.logs import request_context
-from processor.settings import ProcessorSettings
+from processor.settings import ProcessorSettings, redact
 from processor.storage import open_storage
 
 log = logging.getLogger(__name__)
@@ -58,41 +56,6 @@ class Tally:
 
 class Stopping(Exception):
     """SIGTERM arrived while a request was in hand."""
-
-
-@dataclass(frozen=True)
-class Subject:
-    """Who a result event is about; for a body that did not validate, what could be read."""
-
-    video_id: str
-    repo_url: str
-    batch_id: str | None = None
-
-    @classmethod
-    def of(cls, request: RenderRequest) -> Subject:
-        return cls(request.video_id, redact(request.repo_url), request.batch_id)
-
-    @classmethod
-    def guessed_from(cls, body: bytes) -> Subject:
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            return cls("unknown", "unknown")
-
-        def text(*names: str) -> str | None:
-            for name in names:
-                value = data.get(name)
-                if isinstance(value, str) and value.isprintable() and len(value) <= 256:
-                    return value
-            return None
-
-        return cls(
-            text("videoId", "video_id") or "unknown",
-            redact(text("repoURL", "repo_url") or "unknown"),
-            text("batchId", "batch_id"),
-        )
 
 
 class Processor:
