@@ -1,8 +1,9 @@
-"""`python -m loader`: validate every request, then publish them all, confirmed by the broker.
+"""`python -m loader`: validate every request, then publish them all, committed by the broker.
 
 Nothing is published while any input is invalid, unless `--skip-invalid` says otherwise,
 so a typo never leaves half a batch queued. A request counts as loaded only once the
-broker committed it.
+broker committed it. With LAUNCH_JOB_TEMPLATE set (the CronJob does), the loader then
+starts a processor Job sized to the backlog.
 """
 
 from __future__ import annotations
@@ -12,18 +13,33 @@ import logging
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 
 from loader.sources import Line, from_jsonl, from_repos
 from processor import settings as settings_module
 from processor.broker import Broker, Publisher
 from processor.errors import EXIT_CONFIGURATION, BrokerUnavailable, ConfigurationError
 from processor.logs import configure
-from processor.settings import BrokerSettings, Priority
+from processor.settings import LoaderSettings, Priority
 
 log = logging.getLogger("loader")
 
 EXIT_NOT_ALL_LOADED = 1
 EXIT_INVALID_INPUT = 2
+
+
+@dataclass
+class Outcome:
+    total: int
+    skipped: int = 0
+    loaded: int = 0
+
+    @property
+    def failed(self) -> int:
+        return self.total - self.skipped - self.loaded
+
+    def report(self, batch_id: str) -> None:
+        print(f"batch {batch_id}: loaded {self.loaded}, skipped {self.skipped}, failed {self.failed}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,75 +64,89 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--batch-id", default=None, help="batch id for requests that carry none (default: new)"
     )
-    parser.add_argument("--log-format", choices=["auto", "json", "text"], default="auto")
-    settings_module.add_flags(parser, BrokerSettings)
+    settings_module.add_flags(parser, LoaderSettings)
     return parser
+
+
+def _read(args: argparse.Namespace, batch_id: str) -> list[Line]:
+    lines = list(from_repos(args.repo, batch_id))
+    for path in args.file:
+        lines.extend(from_jsonl(path, batch_id))
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    settings = settings_module.load(BrokerSettings, args)
-    configure(args.log_format)
+    settings = settings_module.load(LoaderSettings, args)
+    configure(settings.log_format, settings.log_level)
     if not args.repo and not args.file:
         parser.error("nothing to load: give --repo URL or --file PATH")
     batch_id = args.batch_id or uuid.uuid4().hex[:12]
 
-    lines: list[Line] = list(from_repos(args.repo, batch_id))
-    for path in args.file:
-        try:
-            lines.extend(from_jsonl(path, batch_id))
-        except OSError as exc:
-            log.error("cannot read %s: %s", path, exc)
-            return EXIT_INVALID_INPUT
+    try:
+        lines = _read(args, batch_id)
+    except OSError as exc:
+        log.error("cannot read the input: %s", exc)
+        return EXIT_INVALID_INPUT
     invalid = [line for line in lines if line.error]
     for line in invalid:
         log.error("%s: invalid request: %s", line.where, line.error)
     if invalid and not args.skip_invalid:
-        log.error("%d of %d requests are invalid; nothing published (use --skip-invalid to load the rest)",
+        log.error("%d of %d requests are invalid; nothing published (--skip-invalid loads the rest)",
                   len(invalid), len(lines))  # fmt: skip
-        _summary(0, len(invalid), 0, batch_id)
+        Outcome(total=len(invalid), skipped=len(invalid)).report(batch_id)
         return EXIT_INVALID_INPUT
+    outcome = Outcome(total=len(lines), skipped=len(invalid))
 
-    valid = [line.request for line in lines if line.request is not None]
-    loaded, failed = _publish(settings, valid, Priority(args.priority))
-    _summary(loaded, len(invalid), failed, batch_id)
-    if failed == -1:
-        return EXIT_CONFIGURATION
-    return 0 if loaded == len(lines) else EXIT_NOT_ALL_LOADED
-
-
-def _publish(settings: BrokerSettings, requests: list, priority: Priority) -> tuple[int, int]:  # type: ignore[type-arg]
-    """(loaded, failed): loaded counts only what the broker committed."""
-    if not requests:
-        return 0, 0
-    started = time.monotonic()
-    loaded = 0
+    bodies = [line.request.to_wire() for line in lines if line.request is not None]
     try:
-        broker = Broker(settings, "loader")
+        _load(settings, bodies, Priority(args.priority), outcome)
     except ConfigurationError as exc:
-        log.error("%s", exc)
-        return 0, -1
+        log.error("stopping: configuration error: %s", exc)
+        outcome.report(batch_id)
+        return EXIT_CONFIGURATION
     except BrokerUnavailable as exc:
-        log.error("cannot reach the broker: %s", exc)
-        return 0, len(requests)
+        log.error("stopping: the broker is unavailable: %s", exc)
+    outcome.report(batch_id)
+    return 0 if outcome.loaded == outcome.total else EXIT_NOT_ALL_LOADED
+
+
+def _load(settings: LoaderSettings, bodies: list[bytes], priority: Priority, outcome: Outcome) -> None:
+    """Publish `bodies`, counting what the broker committed; then launch processors if asked."""
+    if not bodies and settings.launch_job_template is None:
+        return
+    broker = Broker(settings, "loader")
     try:
-        publisher = Publisher(broker)
         queue = broker.topology.work_queue(priority)
-        for request in requests:
-            loaded += publisher.publish(queue, request.to_wire())
-        loaded += publisher.commit()
-    except BrokerUnavailable as exc:
-        log.error("publishing stopped: %s", exc)
+        started = time.monotonic()
+
+        def committed(count: int) -> None:
+            outcome.loaded += count
+
+        Publisher(broker).publish_all(queue, bodies, committed)
+        if bodies:
+            log.info(
+                "published %d request(s) to %s in %.2f s", outcome.loaded, queue, time.monotonic() - started
+            )
+        if settings.launch_job_template is not None:
+            _launch(settings, broker.backlog())
     finally:
         broker.close()
-    elapsed = time.monotonic() - started
-    log.info("published %d request(s) to %s in %.2f s", loaded, queue, elapsed)
-    return loaded, len(requests) - loaded
 
 
-def _summary(loaded: int, skipped: int, failed: int, batch_id: str) -> None:
-    print(f"batch {batch_id}: loaded {loaded}, skipped {skipped}, failed {max(failed, 0)}")
+def _launch(settings: LoaderSettings, backlog: int) -> None:
+    from loader.launch import launch_processors
+
+    assert settings.launch_job_template is not None  # noqa: S101 - checked by the caller
+    launch_processors(
+        settings.launch_job_template,
+        backlog,
+        minimum=settings.launch_min,
+        maximum=settings.launch_max,
+        per_processor=settings.requests_per_processor,
+        namespace=settings.launch_namespace,
+    )
 
 
 if __name__ == "__main__":

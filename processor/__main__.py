@@ -40,7 +40,7 @@ def _operator(
 
 
 def _parser() -> argparse.ArgumentParser:
-    import processor.ops as ops
+    from processor import ops
 
     parser = argparse.ArgumentParser(
         prog="python -m processor",

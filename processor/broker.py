@@ -137,6 +137,12 @@ class Broker:
         )
         return connection, channel, topology
 
+    def reconnect(self) -> None:
+        """A fresh connection after a lost one (retrying up to CONNECT_TIMEOUT)."""
+        self.close()
+        self._busy_tag = None
+        self.connection, self.channel, self.topology = self._open()
+
     def close(self) -> None:
         try:
             if self.connection.is_open:
@@ -412,40 +418,51 @@ class Publisher:
 
     RabbitMQ takes responsibility for a transaction's messages (durably, for persistent
     messages on durable queues) when tx.commit returns, which is what a loader needs to
-    report a request loaded; per-message confirms would cost a round trip each.
+    report a request loaded; per-message confirms would cost a round trip each. A batch
+    whose commit was not confirmed is published again after reconnecting: at worst a
+    request is queued twice, and the processor's fingerprint check renders it once.
     """
 
     def __init__(self, broker: Broker, batch: int = 500):
         self._broker = broker
         self._batch = batch
-        self._channel = broker.connection.channel()
-        self._channel.tx_select()
-        self._returned = 0
-        self._channel.add_on_return_callback(self._on_return)
-        self._pending = 0
+        self._channel: BlockingChannel | None = None
 
-    def _on_return(self, *_: Any) -> None:
-        self._returned += 1
+    def _tx_channel(self) -> BlockingChannel:
+        if self._channel is None or not self._channel.is_open:
+            self._channel = self._broker.connection.channel()
+            self._channel.tx_select()
+        return self._channel
 
-    def publish(self, queue: str, body: bytes, headers: dict[str, Any] | None = None) -> int:
-        """Queue one message; returns how many were committed by this call (0 or a batch)."""
-        props = pika.BasicProperties(
-            content_type=JSON, delivery_mode=PERSISTENT, headers=headers, timestamp=int(time.time())
+    def publish_all(self, queue: str, bodies: Iterable[bytes], on_commit: Callable[[int], None]) -> None:
+        """Publish every body to `queue`; `on_commit(n)` after each batch the broker took."""
+        batch: list[bytes] = []
+        for body in bodies:
+            batch.append(body)
+            if len(batch) >= self._batch:
+                on_commit(self._commit(queue, batch))
+                batch = []
+        if batch:
+            on_commit(self._commit(queue, batch))
+
+    def _commit(self, queue: str, batch: list[bytes]) -> int:
+        retrying = Retrying(
+            retry=retry_if_exception_type(BrokerUnavailable),
+            wait=wait_exponential(multiplier=0.5, max=10),
+            stop=stop_after_delay(self._broker.settings.connect_timeout),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
         )
-        with self._broker._boundary():
-            self._channel.basic_publish("", queue, body, props, mandatory=True)
-        self._pending += 1
-        return self.commit() if self._pending >= self._batch else 0
-
-    def commit(self) -> int:
-        """Commit what is pending; returns how many the broker took responsibility for."""
-        if not self._pending:
-            return 0
-        with self._broker._boundary():
-            self._channel.tx_commit()
-            self._broker.connection.process_data_events(0)
-        committed, self._pending = self._pending, 0
-        returned, self._returned = self._returned, 0
-        if returned:
-            raise BrokerUnavailable(f"{returned} message(s) were unroutable (a queue is missing)")
-        return committed
+        for attempt in retrying:
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    self._broker.reconnect()
+                with self._broker._boundary():
+                    channel = self._tx_channel()
+                    props = pika.BasicProperties(
+                        content_type=JSON, delivery_mode=PERSISTENT, timestamp=int(time.time())
+                    )
+                    for body in batch:
+                        channel.basic_publish("", queue, body, props)
+                    channel.tx_commit()
+        return len(batch)

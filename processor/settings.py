@@ -84,6 +84,10 @@ class BrokerSettings(_Settings):
         ),
     )
 
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto: readable text on a terminal, JSON lines elsewhere."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     connect_timeout: float = Field(
         60.0, gt=0, description="Seconds to keep retrying the broker connection (start-up and reconnects)."
     )
@@ -106,6 +110,29 @@ class BrokerSettings(_Settings):
         if urlsplit(value).scheme not in ("amqp", "amqps"):
             raise ValueError("must start with amqp:// or amqps://")
         return value
+
+
+class LoaderSettings(BrokerSettings):
+    """The loader's own settings: where the processor Job template is, and how to size it."""
+
+    launch_job_template: Path | None = Field(
+        None,
+        description="After loading, create a processor Job from this Job manifest, sized to the backlog.",
+    )
+    launch_min: int = Field(1, ge=1, le=1000, description="Fewest processors a launched Job gets.")
+    launch_max: int = Field(4, ge=1, le=1000, description="Most processors a launched Job gets.")
+    requests_per_processor: int = Field(
+        10, ge=1, le=100000, description="Waiting requests per processor when sizing a launched Job."
+    )
+    launch_namespace: str | None = Field(
+        None, description="Namespace of the launched Job (default: the template's, then the pod's own)."
+    )
+
+    @model_validator(mode="after")
+    def _launch_bounds(self) -> LoaderSettings:
+        if self.launch_min > self.launch_max:
+            raise ValueError("LAUNCH_MIN is above LAUNCH_MAX")
+        return self
 
 
 class ProcessorSettings(BrokerSettings):
@@ -157,10 +184,6 @@ class ProcessorSettings(BrokerSettings):
         description="Encoder speed/size trade-off.",
     )
     ffmpeg_crf: int = Field(23, ge=0, le=51, description="Encoder quality (lower is better).")
-    log_format: Literal["auto", "json", "text"] = Field(
-        "auto", description="auto: readable text on a terminal, JSON lines elsewhere."
-    )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
 
     @field_validator("git_allowed_protocols", mode="before")
     @classmethod
@@ -253,6 +276,7 @@ def environment_names(settings_class: type[_Settings]) -> list[str]:
 __all__ = [
     "PRIORITIES",
     "BrokerSettings",
+    "LoaderSettings",
     "Priority",
     "ProcessorSettings",
     "add_flags",

@@ -117,8 +117,7 @@ class Processor:
                     broker.sleep(self.settings.poll_interval)
                 except BrokerUnavailable as exc:
                     log.warning("lost the broker (%s); reconnecting", exc)
-                    broker.close()
-                    broker = Broker(self.settings, "processor", announce=True)
+                    broker.reconnect()
                     idle_since, confirming = time.monotonic(), False
             log.warning("stopped on request (SIGTERM): %s", self.tally)
             return EXIT_INTERRUPTED

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from support import Pipeline
+from support import ROOT, Pipeline
 
 
 def test_nothing_is_published_when_a_line_is_invalid(pipeline: Pipeline) -> None:
@@ -53,3 +53,25 @@ def test_an_unreachable_broker_is_reported_and_nothing_counts_as_loaded(pipeline
 
     assert result.returncode != 0
     assert "loaded 0" in result.stdout
+
+
+def test_launching_processors_without_a_cluster_is_a_configuration_error(pipeline: Pipeline) -> None:
+    template = ROOT / "kubernetes" / "processor-job.yaml"
+    result = pipeline.load(
+        "--repo", "https://example.com/a.git", "--launch-job-template", str(template),
+        KUBECONFIG="/nonexistent", KUBERNETES_SERVICE_HOST="",
+    )  # fmt: skip
+
+    assert result.returncode == 78
+    assert "no Kubernetes configuration" in result.stderr
+    assert "loaded 1, skipped 0, failed 0" in result.stdout  # the batch itself is safe in the queue
+    assert pipeline.ready(pipeline.base) == 1
+
+
+def test_a_bad_setting_is_one_clear_line_and_exit_78(pipeline: Pipeline) -> None:
+    result = pipeline.load("--repo", "https://example.com/a.git", LAUNCH_MIN=5, LAUNCH_MAX=2)
+
+    assert result.returncode == 78
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: settings: LAUNCH_MIN is above LAUNCH_MAX"
+    ]

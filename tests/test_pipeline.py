@@ -169,3 +169,15 @@ def test_videos_can_go_to_a_local_directory(pipeline: Pipeline, sample_repo: Pat
     assert probe(out / "local.mp4")["streams"][0]["width"] == 320
     [event] = pipeline.results()
     assert event["url"] == (out / "local.mp4").as_uri()
+
+
+def test_a_bad_setting_stops_the_processor_before_it_takes_anything(
+    pipeline: Pipeline, sample_repo: Path
+) -> None:
+    assert pipeline.load("--file", "-", stdin=wire_request(sample_repo, "waiting")).returncode == 0
+
+    assert pipeline.process(FRAMERATE=24) == [78]
+
+    stderr = (pipeline.workdir / "processor-0.log").read_text().strip().splitlines()
+    assert stderr == ["configuration error: FRAMERATE: must be 25, 30 or 60"]
+    assert pipeline.ready(pipeline.base) == 1

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install everything gource-batch needs on a fresh Debian/Ubuntu machine and make sure a
+# RabbitMQ broker answers on localhost. Safe to run again: each step checks first.
+#   apt: rabbitmq-server gource ffmpeg xvfb git   python: this project with its dev extras
+#   helm: pinned, built with `go install` (scripts/install-helm.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_if_needed() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+packages=(rabbitmq-server gource ffmpeg xvfb git)
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "as the 'root' user" || true
+python3 -c "import pika, boto3, pydantic_settings, moto, pytest" # fail loudly if the install did not take
+
+[[ -d /usr/local/go/bin ]] && export PATH="$PATH:/usr/local/go/bin"
+bash scripts/install-helm.sh >/dev/null
+
+broker_answers() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! broker_answers; then
+  echo "setup: starting rabbitmq-server"
+  sudo_if_needed rabbitmq-server -detached >/dev/null 2>&1 || true
+  for _ in $(seq 1 120); do broker_answers && break; sleep 1; done
+  sudo_if_needed timeout 120 rabbitmqctl await_startup >/dev/null
+fi
+broker_answers || { echo "setup: RabbitMQ does not answer on 127.0.0.1:5672" >&2; exit 1; }
+echo "setup: ready (RabbitMQ on 127.0.0.1:5672, $(gource --help | head -1), $(helm version --short))"
