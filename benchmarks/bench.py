@@ -1,0 +1,243 @@
+"""Benchmarks that print numbers (never pass/fail): run `python benchmarks/bench.py`.
+
+1. Loader: `python -m loader --file` with N requests vs a bare pika loop publishing the
+   same bodies without confirms, to the same kind of queue on the same broker, in one run.
+2. Render: one request through a real processor (load -> clone -> render -> S3 upload ->
+   result event) vs the bare `git log` + `gource | ffmpeg` pipeline run by hand with the
+   same options on the same repository; plus the processor's peak memory.
+
+Ratios measured in one run are what to compare: this machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import pika
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support import S3_CREDENTIALS, make_sample_repo
+
+from processor.contract import GourceOptions
+from processor.git import LOG_ARGS
+from processor.render import plan
+from processor.settings import ProcessorSettings
+from processor.topology import Topology
+
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
+
+
+def bench_loader(count: int, work: Path) -> None:
+    base = f"bench{uuid.uuid4().hex[:8]}"
+    topology = Topology(base, quorum=True)
+    bodies = [
+        json.dumps({"type": "gource", "repoURL": f"https://example.com/org/repo-{n}.git", "videoId": f"v{n}"})
+        for n in range(count)
+    ]
+    requests = work / "requests.jsonl"
+    requests.write_text("\n".join(bodies) + "\n")
+
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = connection.channel()
+    topology.declare(channel)
+    bare_queue = f"{base}.bare"
+    channel.queue_declare(bare_queue, durable=True, arguments=topology.work_queue_arguments())
+    props = pika.BasicProperties(delivery_mode=2, content_type="application/json")
+    started = time.perf_counter()
+    for body in bodies:
+        channel.basic_publish("", bare_queue, body.encode(), props)
+    connection.process_data_events(0)
+    bare = time.perf_counter() - started
+
+    env = {**os.environ, "AMQP_URL": AMQP_URL, "RENDER_QUEUE": base, "LOG_FORMAT": "json"}
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "loader", "--file", str(requests)],
+        env=env, capture_output=True, text=True, check=True, cwd=ROOT,
+    )  # fmt: skip
+    loader = time.perf_counter() - started
+    published = next(json.loads(line) for line in result.stderr.splitlines() if "published" in line)
+    loaded = channel.queue_declare(base, passive=True).method.message_count
+    for queue in [bare_queue, *topology.work_queues, topology.dead_queue, topology.results_queue,
+                  *topology.marker_queues]:  # fmt: skip
+        channel.queue_delete(queue)
+    channel.exchange_delete(topology.results_exchange)
+    connection.close()
+
+    print(f"loader: {count} requests, {loaded} in the queue afterwards ({result.stdout.strip()})")
+    print(f"  bare pika loop, no confirms : {bare:6.2f} s  {count / bare:8.0f} msg/s")
+    print(f"  python -m loader (whole run): {loader:6.2f} s  {count / loader:8.0f} msg/s"
+          f"  ratio {bare / loader:.2f} of bare")  # fmt: skip
+    print(f"  loader publish phase only   : {published['message']}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _tree_rss(pid: int) -> tuple[int, int]:
+    """(RSS of pid, RSS of pid and all its descendants) in KiB."""
+
+    def rss(p: int) -> int:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int(Path(entry, "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        total += rss(p)
+        stack.extend(children.get(p, []))
+    return rss(pid), total
+
+
+def bench_render(work: Path, seconds: int, resolution: str, framerate: int) -> None:
+    repo = make_sample_repo(work / "repo")
+    options = {"resolution": resolution, "--stop-at-time": seconds, "--output-framerate": framerate}
+    settings = ProcessorSettings(
+        git_allowed_protocols="file", video_seconds=seconds, max_video_seconds=seconds
+    )
+    render_plan = plan(GourceOptions.model_validate(options), settings)
+
+    # By hand: git log, then gource | ffmpeg on a display, as the processor does it.
+    hand = work / "hand"
+    hand.mkdir()
+    started = time.perf_counter()
+    with (hand / "gource.log").open("wb") as log:
+        subprocess.run(["git", "-C", str(repo), *LOG_ARGS], stdout=log, check=True)
+    display = f":{_free_port() % 1000 + 100}"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{render_plan.width}x{render_plan.height}x24",
+                             "-nolisten", "tcp"])  # fmt: skip
+    time.sleep(1)  # not counted below: the processor's Xvfb start is inside its own time
+    xvfb_wait = 1.0
+    gource = subprocess.Popen(
+        ["gource", "--log-format", "git", *render_plan.gource_args, "-o", "-", str(hand / "gource.log")],
+        stdout=subprocess.PIPE, env={**os.environ, "DISPLAY": display},
+    )  # fmt: skip
+    assert gource.stdout is not None
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "image2pipe", "-vcodec", "ppm",
+         "-framerate", str(framerate), "-i", "-", "-vcodec", "libx264", "-preset", settings.ffmpeg_preset,
+         "-crf", str(settings.ffmpeg_crf), "-pix_fmt", "yuv420p", "-r", str(framerate), "-t", str(seconds),
+         "-movflags", "+faststart", str(hand / "video.mp4")],
+        stdin=gource.stdout, check=True,
+    )  # fmt: skip
+    gource.stdout.close()
+    gource.kill()
+    gource.wait()
+    by_hand = time.perf_counter() - started - xvfb_wait
+    xvfb.kill()
+    xvfb.wait()
+
+    # The processor: a real one, draining one request into a moto S3 server.
+    port = _free_port()
+    moto = subprocess.Popen([shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        base = f"bench{uuid.uuid4().hex[:8]}"
+        env = {**os.environ, **S3_CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+               "AMQP_URL": AMQP_URL, "RENDER_QUEUE": base, "OUTPUT_URL": f"s3://{base}/videos",
+               "GIT_ALLOWED_PROTOCOLS": "file", "IDLE_TIMEOUT": "0.5", "POLL_INTERVAL": "0.2",
+               "MAX_VIDEO_SECONDS": str(seconds), "VIDEO_SECONDS": str(seconds), "LOG_FORMAT": "json", "WORK_DIR": str(work / "proc")}  # fmt: skip
+        import boto3
+
+        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                     aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket=base)  # fmt: skip
+        request = json.dumps(
+            {"type": "gource", "repoURL": repo.as_uri(), "videoId": "bench", "gource": options}
+        )
+        subprocess.run([sys.executable, "-m", "loader", "--file", "-"], input=request, text=True, env=env,
+                       check=True, capture_output=True, cwd=ROOT)  # fmt: skip
+        started, started_wall = time.perf_counter(), time.time()
+        proc = subprocess.Popen([sys.executable, "-m", "processor"], env=env, cwd=ROOT,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        peak = [0, 0]
+
+        def sample() -> None:
+            while proc.poll() is None:
+                own, tree = _tree_rss(proc.pid)
+                peak[0], peak[1] = max(peak[0], own), max(peak[1], tree)
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        _, stderr = proc.communicate()
+        total = time.perf_counter() - started
+        sampler.join()
+        lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+        done = next((line for line in lines if line["message"].startswith("succeeded")), None)
+        if done is None:
+            sys.exit("the processor did not render the request:\n" + stderr)
+        until_done = datetime.fromisoformat(done["time"]).timestamp() - started_wall
+        rendered = next(line["message"] for line in lines if line["message"].startswith("rendered"))
+    finally:
+        moto.kill()
+        moto.wait()
+
+    print(
+        f"render: {render_plan.width}x{render_plan.height}@{framerate}, {seconds} s of video, sample repository"
+    )
+    print(f"  by hand (git log + gource | ffmpeg)          : {by_hand:6.2f} s")
+    print(f"  processor, start to result event             : {until_done:6.2f} s  ratio {until_done / by_hand:.2f}"
+          f" of by hand")  # fmt: skip
+    print(f"  processor, whole run incl. the idle exit     : {total:6.2f} s")
+    print(f"  processor log: {rendered}")
+    print(f"  peak RSS: processor (Python) {peak[0] / 1024:.0f} MiB; with Xvfb, gource, ffmpeg, git "
+          f"{peak[1] / 1024:.0f} MiB")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--resolution", default="1280x720")
+    parser.add_argument("--framerate", type=int, default=30)
+    parser.add_argument("--skip-loader", action="store_true")
+    parser.add_argument("--skip-render", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.skip_loader:
+            bench_loader(args.requests, Path(tmp))
+        if not args.skip_render:
+            bench_render(Path(tmp), args.seconds, args.resolution, args.framerate)
+
+
+if __name__ == "__main__":
+    main()
