@@ -110,7 +110,7 @@ def fetch_log(
     if result.timed_out:
         raise CloneFailed(f"git clone did not finish within {timeout:.0f} s")
     if result.returncode != 0:
-        message = redact(result.stderr.strip())[-500:] or f"git clone exited {result.returncode}"
+        message = " ".join(redact(result.stderr).split())[-500:] or f"git clone exited {result.returncode}"
         if _NOT_FOUND.search(message):
             raise RepositoryRejected(f"repository not found: {message}")
         raise CloneFailed(message)
@@ -127,7 +127,7 @@ def fetch_log(
         stderr = log.stderr.decode(errors="replace")
         if "does not have any commits" in stderr or "bad default revision" in stderr:
             raise RepositoryRejected("the repository is empty: nothing to render")
-        raise CloneFailed(redact(stderr.strip())[-500:] or f"git log exited {log.returncode}")
+        raise CloneFailed(" ".join(redact(stderr).split())[-500:] or f"git log exited {log.returncode}")
     if log_path.stat().st_size == 0:
         raise RepositoryRejected("the repository has no commits to render")
     return log_path
