@@ -4,6 +4,9 @@ Nothing is published while any input is invalid, unless `--skip-invalid` says ot
 so a typo never leaves half a batch queued. A request counts as loaded only once the
 broker committed it. With LAUNCH_JOB_TEMPLATE set (the CronJob does), the loader then
 starts a processor Job sized to the backlog.
+
+Before publishing, the loader sets up the batch's progress queue (see processor/progress.py),
+so `--wait` here, or `python -m processor watch --batch ID` anywhere, sees every result.
 """
 
 from __future__ import annotations
@@ -14,13 +17,16 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from loader.sources import Line, from_jsonl, from_repos
+from processor import progress
 from processor import settings as settings_module
 from processor.broker import Broker, Publisher
+from processor.contract import BatchManifest, ManifestEntry, RenderRequest
 from processor.errors import EXIT_CONFIGURATION, BrokerUnavailable, ConfigurationError
 from processor.logs import configure
-from processor.settings import LoaderSettings, Priority
+from processor.settings import LoaderSettings, Priority, redact
 
 log = logging.getLogger("loader")
 
@@ -64,6 +70,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--batch-id", default=None, help="batch id for requests that carry none (default: new)"
     )
+    parser.add_argument(
+        "--wait", action="store_true",
+        help="then follow the batch until every request succeeded or failed; exit 3 if any "
+             "failed, 4 when --wait-timeout ran out",
+    )  # fmt: skip
+    parser.add_argument(
+        "--wait-timeout", type=float, default=None, metavar="SECONDS",
+        help="with --wait: stop waiting after this many seconds (default: no limit)",
+    )  # fmt: skip
     settings_module.add_flags(parser, LoaderSettings)
     return parser
 
@@ -82,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     configure(settings.log_format, settings.log_level)
     if not args.repo and not args.file:
         parser.error("nothing to load: give --repo URL or --file PATH")
+    if args.wait and settings.batch_ttl == 0:
+        parser.error("--wait follows the batch's progress queue, which BATCH_TTL=0 turns off")
+    if args.wait_timeout is not None and args.wait_timeout <= 0:
+        parser.error("--wait-timeout must be positive")
     batch_id = args.batch_id or uuid.uuid4().hex[:12]
 
     try:
@@ -99,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INVALID_INPUT
     outcome = Outcome(total=len(lines), skipped=len(invalid))
 
-    bodies = [line.request.to_wire() for line in lines if line.request is not None]
+    requests = [line.request for line in lines if line.request is not None]
     try:
-        _load(settings, bodies, Priority(args.priority), outcome)
+        _load(settings, requests, Priority(args.priority), outcome, batch_id)
     except ConfigurationError as exc:
         log.error("stopping: configuration error: %s", exc)
         outcome.report(batch_id)
@@ -109,22 +128,49 @@ def main(argv: list[str] | None = None) -> int:
     except BrokerUnavailable as exc:
         log.error("stopping: the broker is unavailable: %s", exc)
     outcome.report(batch_id)
-    return 0 if outcome.loaded == outcome.total else EXIT_NOT_ALL_LOADED
+    code = 0 if outcome.loaded == outcome.total else EXIT_NOT_ALL_LOADED
+    if args.wait and outcome.loaded:
+        sys.stdout.flush()
+        waited = progress.follow(
+            lambda: Broker(settings, "loader --wait"),
+            batch_id,
+            timeout=args.wait_timeout,
+            out=sys.stdout,
+            err=sys.stderr,
+            interactive=sys.stderr.isatty(),
+        )
+        code = code or waited
+    return code
 
 
-def _load(settings: LoaderSettings, bodies: list[bytes], priority: Priority, outcome: Outcome) -> None:
-    """Publish `bodies`, counting what the broker committed; then launch processors if asked."""
-    if not bodies and settings.launch_job_template is None:
+def _load(
+    settings: LoaderSettings,
+    requests: list[RenderRequest],
+    priority: Priority,
+    outcome: Outcome,
+    batch_id: str,
+) -> None:
+    """Publish `requests`, counting what the broker committed; then launch processors if asked."""
+    if not requests and settings.launch_job_template is None:
         return
     broker = Broker(settings, "loader")
     try:
         queue = broker.topology.work_queue(priority)
         started = time.monotonic()
+        bodies = [request.to_wire() for request in requests]
 
         def committed(count: int) -> None:
             outcome.loaded += count
 
-        Publisher(broker).publish_all(queue, bodies, committed)
+        if requests and settings.batch_ttl:
+            # Before the first request goes out: a render may finish before loading does.
+            keys = {r.batch_id for r in requests if r.batch_id}
+            broker.prepare_batch(batch_id, settings.batch_ttl, keys)
+        try:
+            Publisher(broker).publish_all(queue, bodies, committed)
+        finally:
+            if outcome.loaded and settings.batch_ttl:
+                _record_manifest(broker, batch_id, requests[: outcome.loaded])
         if bodies:
             log.info(
                 "published %d request(s) to %s in %.2f s", outcome.loaded, queue, time.monotonic() - started
@@ -133,6 +179,16 @@ def _load(settings: LoaderSettings, bodies: list[bytes], priority: Priority, out
             _launch(settings, broker.backlog())
     finally:
         broker.close()
+
+
+def _record_manifest(broker: Broker, batch_id: str, loaded: list[RenderRequest]) -> None:
+    """What the batch holds, for followers; commits go in order, so `loaded` is a prefix."""
+    entries = [ManifestEntry(video_id=r.video_id, repo_url=redact(r.repo_url)) for r in loaded]
+    manifest = BatchManifest(batch_id=batch_id, loaded_at=datetime.now(UTC), requests=entries)
+    try:
+        broker.publish_manifest(batch_id, manifest.to_wire())
+    except BrokerUnavailable as exc:
+        log.error("could not record the batch's manifest; followers will not know its total: %s", exc)
 
 
 def _launch(settings: LoaderSettings, backlog: int) -> None:

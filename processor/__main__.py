@@ -5,6 +5,7 @@ python -m processor stats           ready / in-flight counts per queue, processo
 python -m processor dead list       what was dead-lettered, and why
 python -m processor dead requeue    send dead requests back to their work queue
 python -m processor dead purge      drop every dead request
+python -m processor watch --batch ID   follow a batch to its end, then list every result
 """
 
 from __future__ import annotations
@@ -21,11 +22,44 @@ from processor.settings import BrokerSettings, ProcessorSettings
 def _run(args: argparse.Namespace) -> int:
     settings = settings_module.load(ProcessorSettings, args)
     configure(settings.log_format, settings.log_level)
+    from processor import metrics
     from processor.worker import Processor, install_signal_handlers
 
     processor = Processor(settings)
     install_signal_handlers(processor)
-    return processor.run()
+    with metrics.exposed(settings.metrics_port, settings.pushgateway_url):
+        return processor.run()
+
+
+def _watch(args: argparse.Namespace) -> int:
+    settings = settings_module.load(BrokerSettings, args)
+    configure(settings.log_format, settings.log_level)
+    from processor.broker import Broker
+    from processor.progress import follow
+
+    return follow(
+        lambda: Broker(settings, "watch"),
+        args.batch,
+        timeout=args.timeout,
+        out=sys.stdout,
+        err=sys.stderr,
+        interactive=sys.stderr.isatty(),
+    )
+
+
+def _batch_id(text: str) -> str:
+    from processor.contract import VIDEO_ID
+
+    if not VIDEO_ID.match(text):
+        raise argparse.ArgumentTypeError("not a batch id (letters, digits, '-' and '_')")
+    return text
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
 
 
 def _operator(
@@ -55,6 +89,21 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="drain the queues (the default)")
     settings_module.add_flags(run, ProcessorSettings)
     run.set_defaults(command=_run)
+
+    watch = commands.add_parser(
+        "watch",
+        help="follow a batch (e.g. loaded by the CronJob) until every request finished",
+        description="Progress of one batch, from its first result on, then a table of every request. "
+        "Exit 0: all succeeded; 3: some failed; 4: --timeout ran out; 5: no such batch.",
+    )
+    watch.add_argument(
+        "--batch", required=True, type=_batch_id, metavar="ID", help="the batch id the loader printed"
+    )
+    watch.add_argument(
+        "--timeout", type=_positive, default=None, metavar="SECONDS", help="give up after this long"
+    )
+    settings_module.add_flags(watch, BrokerSettings)
+    watch.set_defaults(command=_watch)
 
     stats = commands.add_parser("stats", help="queue depths and processors connected")
     settings_module.add_flags(stats, BrokerSettings)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -28,8 +28,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from processor.contract import Subject
-from processor.errors import BrokerUnavailable, ConfigurationError
+from processor.contract import VIDEO_ID, Subject
+from processor.errors import BatchNotFound, BrokerUnavailable, ConfigurationError
 from processor.settings import PRIORITIES, BrokerSettings, Priority, redact
 from processor.topology import RETURN_TO, Topology
 
@@ -229,9 +229,11 @@ class Broker:
         with self._boundary():
             self.channel.basic_publish(exchange, routing_key, body, props, mandatory=True)
 
-    def publish_result(self, event_body: bytes) -> None:
-        """One result event on the fan-out exchange, confirmed."""
-        self._publish(self.topology.results_exchange, "", event_body)
+    def publish_result(self, event_body: bytes, batch_id: str | None = None) -> None:
+        """One result event on the fan-out exchange, confirmed; routed on by its batch id."""
+        # A batch id guessed from an invalid body may be no valid routing key: route none.
+        key = batch_id if batch_id and VIDEO_ID.match(batch_id) else ""
+        self._publish(self.topology.results_exchange, key, event_body)
 
     def retry_later(self, delivery: Delivery, delay: int, error: str) -> None:
         """A copy to the delay queue that returns it to its work queue; then ack the original."""
@@ -335,6 +337,70 @@ class Broker:
     def purge_dead(self) -> int:
         with self._boundary():
             return int(self.channel.queue_purge(self.topology.dead_queue).method.message_count)
+
+    # following a batch ---------------------------------------------------------------------
+    def prepare_batch(self, batch_id: str, ttl: int, routing_keys: set[str]) -> str:
+        """Declare the batch's queue and bindings; call before publishing its requests."""
+        with self._boundary():
+            return self.topology.declare_batch(self.channel, batch_id, ttl, routing_keys)
+
+    def publish_manifest(self, batch_id: str, body: bytes) -> None:
+        """What the batch holds, into its own queue (not to other result consumers), confirmed."""
+        props = pika.BasicProperties(
+            content_type=JSON, delivery_mode=PERSISTENT, type=MANIFEST, timestamp=int(time.time())
+        )
+        with self._boundary():
+            self.channel.basic_publish("", self.topology.batch_queue(batch_id), body, props, mandatory=True)
+
+    def read_batch(self, batch_id: str, tick: float = 0.5) -> Generator[BatchMessage | None, None, None]:
+        """Every message of the batch's queue, old ones first, then new ones as they come.
+
+        Yields None after `tick` seconds of quiet. Reads without removing anything: the
+        messages stay unacknowledged and go back when the reader stops, so any number of
+        readers, one after another or at once, each see the whole batch. Every REREAD_EVERY
+        seconds it starts over from the top, before the broker's consumer_timeout (15 or 30
+        min) would close a channel that holds messages unacknowledged; readers deduplicate.
+        BatchNotFound if the queue does not exist.
+        """
+        queue = self.topology.batch_queue(batch_id)
+        while True:
+            with self._boundary():
+                channel = self.connection.channel()
+                try:
+                    channel.queue_declare(queue, passive=True)
+                except pika.exceptions.ChannelClosedByBroker as exc:
+                    if exc.reply_code == 404:
+                        raise BatchNotFound(f"no progress queue {queue!r} on the broker") from None
+                    raise
+            opened = time.monotonic()
+            try:
+                with self._boundary():
+                    channel.basic_qos(prefetch_count=0)
+                    for method, props, body in channel.consume(queue, inactivity_timeout=tick):
+                        if method is None:
+                            yield None
+                        else:
+                            yield BatchMessage(props.type == MANIFEST, body)
+                        if time.monotonic() - opened >= REREAD_EVERY:
+                            break
+            finally:
+                with suppress(*AMQP_ERRORS):
+                    if channel.is_open:
+                        channel.close()  # the unacknowledged messages go back, in order
+
+
+# AMQP `type` of a batch manifest; result events have none.
+MANIFEST = "gource-batch.manifest"
+# Below the smallest consumer_timeout RabbitMQ has shipped with (15 min).
+REREAD_EVERY = 600.0
+
+
+@dataclass(frozen=True)
+class BatchMessage:
+    """A message of a batch queue: a manifest from a loader, or a result event."""
+
+    manifest: bool
+    body: bytes
 
 
 def _text(value: Any) -> str:

@@ -233,3 +233,23 @@ class ResultEvent(BaseModel):
 
     def to_wire(self) -> bytes:
         return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+class ManifestEntry(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    video_id: str = Field(alias="videoId")
+    repo_url: str = Field(alias="repoURL")
+
+
+class BatchManifest(BaseModel):
+    """What one loader run put into a batch; published to the batch's own queue only."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    batch_id: str = Field(alias="batchId")
+    loaded_at: datetime = Field(alias="loadedAt")
+    requests: list[ManifestEntry]
+
+    def to_wire(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()

@@ -67,6 +67,12 @@ class BrokerUnavailable(TransientError):
     reason = "broker-unavailable"
 
 
+class BatchNotFound(GourceBatchError):
+    """No progress queue for that batch: never loaded here, or expired after BATCH_TTL."""
+
+    reason = "batch-not-found"
+
+
 class ConfigurationError(GourceBatchError):
     """The deployment is wrong (settings, bucket, credentials): stop, keep the request."""
 

@@ -98,6 +98,15 @@ class BrokerSettings(_Settings):
         30, ge=1, le=86400, description="Seconds before the first retry; later ones grow by RETRY_BACKOFF."
     )
     retry_backoff: float = Field(4.0, ge=1, le=10, description="Factor between successive retry delays.")
+    batch_ttl: int = Field(
+        86400,
+        ge=0,
+        le=30 * 86400,
+        description=(
+            "Seconds a batch's progress queue (`watch --batch`, `loader --wait`) is kept after "
+            "its last reader left; 0: loaders make none."
+        ),
+    )
 
     @property
     def retry_delays(self) -> tuple[int, ...]:
@@ -184,6 +193,13 @@ class ProcessorSettings(BrokerSettings):
         description="Encoder speed/size trade-off.",
     )
     ffmpeg_crf: int = Field(23, ge=0, le=51, description="Encoder quality (lower is better).")
+    metrics_port: int = Field(
+        9102, ge=0, le=65535, description="Port of the Prometheus metrics endpoint; 0 turns it off."
+    )
+    pushgateway_url: str | None = Field(
+        None,
+        description="Prometheus Pushgateway to push the final figures to when the processor exits.",
+    )
 
     @field_validator("git_allowed_protocols", mode="before")
     @classmethod
@@ -196,6 +212,15 @@ class ProcessorSettings(BrokerSettings):
         if not value:
             raise ValueError("at least one protocol must be allowed")
         return frozenset(value)
+
+    @field_validator("pushgateway_url")
+    @classmethod
+    def _pushgateway_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
     @field_validator("output_url")
     @classmethod

@@ -25,6 +25,8 @@ class Declaring(Protocol):
 
     def queue_bind(self, queue: str, exchange: str, **kwargs: Any) -> Any: ...
 
+    def exchange_bind(self, destination: str, source: str, **kwargs: Any) -> Any: ...
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -69,6 +71,15 @@ class Topology:
     def results_queue(self) -> str:
         """A durable queue bound to the results exchange, for consumers that want one."""
         return f"{self.base}.results"
+
+    @property
+    def batch_exchange(self) -> str:
+        """Direct exchange fed by the results exchange: routes each event by its batch id."""
+        return f"{self.base}.results.batch"
+
+    def batch_queue(self, batch_id: str) -> str:
+        """One batch's result events and manifests, for `loader --wait` and `processor watch`."""
+        return f"{self.base}.batch.{batch_id}"
 
     @property
     def retry_exchange(self) -> str:
@@ -125,6 +136,13 @@ class Topology:
         }
 
     @staticmethod
+    def batch_queue_arguments(ttl: int) -> dict[str, Any]:
+        # Classic: readers hold messages unacknowledged and hand them back, so a batch can
+        # be watched again and again; quorum queues would count those returns as deliveries.
+        # x-expires drops the queue once nobody has read it for `ttl` seconds.
+        return {"x-queue-type": "classic", "x-expires": ttl * 1000}
+
+    @staticmethod
     def marker_queue_arguments() -> dict[str, Any]:
         return {"x-queue-type": "classic", "x-max-length": 0}
 
@@ -138,6 +156,10 @@ class Topology:
         channel.exchange_declare(self.results_exchange, exchange_type="fanout", durable=True)
         channel.queue_declare(self.results_queue, durable=True, arguments=self._durable_args())
         channel.queue_bind(self.results_queue, self.results_exchange)
+        # Processors publish each event with its batch id as routing key; the fanout
+        # exchange ignores it, the batch exchange behind it routes on it.
+        channel.exchange_declare(self.batch_exchange, exchange_type="direct", durable=True)
+        channel.exchange_bind(self.batch_exchange, self.results_exchange)
         if self.retry_delays:
             channel.exchange_declare(self.retry_exchange, exchange_type="headers", durable=True)
             for priority in PRIORITIES:
@@ -151,6 +173,14 @@ class Topology:
                 )
         for marker in self.marker_queues:
             channel.queue_declare(marker, durable=True, arguments=self.marker_queue_arguments())
+
+    def declare_batch(self, channel: Declaring, batch_id: str, ttl: int, routing_keys: set[str]) -> str:
+        """The queue that collects the events of `routing_keys` (batch ids) from now on."""
+        queue = self.batch_queue(batch_id)
+        channel.queue_declare(queue, durable=True, arguments=self.batch_queue_arguments(ttl))
+        for key in sorted(routing_keys | {batch_id}):
+            channel.queue_bind(queue, self.batch_exchange, routing_key=key)
+        return queue
 
 
 # Header that tells the retry exchange which work queue a delayed request returns to.

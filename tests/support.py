@@ -130,6 +130,8 @@ class Pipeline:
             "RETRY_DELAY": "1",
             "RETRY_BACKOFF": "2",
             "LOG_FORMAT": "json",
+            "BATCH_TTL": "300",  # the batch progress queues of a test vanish on their own
+            "METRICS_PORT": "0",  # parallel processors; tests that scrape pick a free port
             "WORK_DIR": str(self.workdir / "work"),
             "PYTHONPATH": str(ROOT),
         }
@@ -230,6 +232,7 @@ class Pipeline:
             for name in _queue_names(self.base):
                 channel.queue_delete(name)
             channel.exchange_delete(f"{self.base}.results")
+            channel.exchange_delete(f"{self.base}.results.batch")
             channel.exchange_delete(f"{self.base}.retry")
 
 
