@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from processor import metrics
 from processor.contract import RenderRequest, Timings
 from processor.git import fetch_log
 from processor.render import plan, render
@@ -71,11 +72,13 @@ def produce(
             request.repo_url, work, settings.git_allowed_protocols, settings.clone_timeout, cancelled
         )
         timings.clone = round(time.monotonic() - started, 3)
+        metrics.CLONE_SECONDS.observe(timings.clone)
         log.info("cloned in %.1f s", timings.clone)
 
         started = time.monotonic()
         info = render(log_path, render_plan, work / "video.mp4", settings, cancelled)
         timings.render = round(time.monotonic() - started, 3)
+        metrics.RENDER_SECONDS.observe(timings.render)
         log.info(
             "rendered %dx%d@%d, %.1f s of video in %.1f s",
             info.width, info.height, render_plan.framerate, info.duration, timings.render,
@@ -87,6 +90,8 @@ def produce(
             metadata["batch-id"] = request.batch_id
         stored = storage.put(work / "video.mp4", key, metadata)
         timings.upload = round(time.monotonic() - started, 3)
+        metrics.UPLOAD_SECONDS.observe(timings.upload)
+        metrics.UPLOADED_BYTES.inc(stored.size)
         log.info("stored %s (%d bytes) in %.1f s", stored.url, stored.size, timings.upload)
         return Produced(key, stored.url, http_url, False, timings, info.as_dict(), stored.size)
     finally:

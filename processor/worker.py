@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
 
-from processor import procs
+from processor import metrics, procs
 from processor.broker import Broker, Delivery
 from processor.contract import RenderRequest, ResultEvent, State, Subject, parse_request
 from processor.errors import (
@@ -136,6 +136,7 @@ class Processor:
     # one request ---------------------------------------------------------------------------
     def _handle(self, broker: Broker, delivery: Delivery) -> None:
         received = datetime.now(UTC)
+        metrics.queue_wait(delivery.queued_seconds)
         try:
             request = parse_request(delivery.body)
         except PermanentError as exc:
@@ -148,7 +149,8 @@ class Processor:
             return
         with request_context(videoId=request.video_id, batchId=request.batch_id, attempt=delivery.attempt):
             log.info("rendering %s (%s priority)", redact(request.repo_url), delivery.priority.value)
-            self._settle(broker, delivery, request, received)
+            with metrics.IN_PROGRESS.track_inprogress():
+                self._settle(broker, delivery, request, received)
 
     def _settle(self, broker: Broker, delivery: Delivery, request: RenderRequest, received: datetime) -> None:
         context = contextvars.copy_context()
@@ -188,8 +190,9 @@ class Processor:
         event.state = State.succeeded
         event.url, event.http_url, event.key = produced.url, produced.http_url, produced.key
         event.timings, event.video = produced.timings, produced.video
-        broker.publish_result(event.to_wire())
+        broker.publish_result(event.to_wire(), event.batch_id)
         broker.ack(delivery)
+        metrics.settled("already_stored" if produced.skipped else "succeeded")
         if produced.skipped:
             self.tally.skipped += 1
         else:
@@ -208,6 +211,7 @@ class Processor:
                 delivery.attempt, self.settings.max_attempts, exc, delay,
             )  # fmt: skip
             broker.retry_later(delivery, delay, _describe(exc))
+            metrics.settled("retried")
             self.tally.retried += 1
             return
         log.error(
@@ -221,8 +225,9 @@ class Processor:
         reason = getattr(exc, "reason", "error")
         event = self._event(subject, delivery, received)
         event.state, event.error, event.reason = State.failed, _describe(exc), reason
-        broker.publish_result(event.to_wire())
+        broker.publish_result(event.to_wire(), event.batch_id)
         broker.dead_letter(delivery, reason, _describe(exc))
+        metrics.settled("failed")
         self.tally.dead_lettered += 1
 
     def _event(self, subject: Subject, delivery: Delivery, received: datetime) -> ResultEvent:
