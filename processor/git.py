@@ -8,8 +8,11 @@ git config, a time limit, and credentials never reach a log line or an error mes
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
 import re
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +20,7 @@ from urllib.parse import urlsplit
 
 from processor.errors import CloneFailed, RepositoryRejected
 from processor.procs import run
-from processor.settings import redact
+from processor.settings import ProcessorSettings, redact
 
 # What gource itself asks git for (see NOTES.md), minus the shell.
 LOG_ARGS = [
@@ -31,6 +34,7 @@ LOG_ARGS = [
 ]
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+_HOST = re.compile(r"^[A-Za-z0-9._:\[\]-]{1,253}$")
 _SCP_LIKE = re.compile(r"^[^/:]+@[^/:]+:")
 _NOT_FOUND = re.compile(
     r"not found|does not exist|does not appear to be a git repository|Could not read from remote|"
@@ -53,8 +57,8 @@ def transport(url: str) -> str:
     return "file"  # a plain path
 
 
-def check_url(url: str, allowed: frozenset[str]) -> None:
-    """RepositoryRejected unless `url` uses an allowed transport and names a real host."""
+def check_url(url: str, allowed: frozenset[str]) -> str | None:
+    """RepositoryRejected unless `url` uses an allowed transport; returns its host, if any."""
     if any(ord(c) < 0x20 or c == "\x7f" for c in url):
         raise RepositoryRejected("the repository URL contains control characters")
     scheme = transport(url)
@@ -62,10 +66,42 @@ def check_url(url: str, allowed: frozenset[str]) -> None:
         raise RepositoryRejected(
             f"the {scheme!r} transport is not allowed (GIT_ALLOWED_PROTOCOLS={','.join(sorted(allowed))})"
         )
-    if scheme in ("https", "http", "ssh", "git"):
-        host = urlsplit(url).hostname if _SCHEME.match(url) else url.split("@", 1)[-1].split(":", 1)[0]
-        if not host or host.startswith("-"):
-            raise RepositoryRejected("the repository URL has no valid host")
+    if scheme == "file":
+        return None
+    host = urlsplit(url).hostname if _SCHEME.match(url) else url.split("@", 1)[-1].split(":", 1)[0]
+    if not host or host.startswith("-") or not _HOST.match(host):
+        raise RepositoryRejected("the repository URL has no valid host")
+    return host
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def resolve(
+    url: str, host: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> list[str]:
+    """The host's addresses, all of them public or inside an operator-allowed network.
+
+    A repository URL must not reach the cluster's own services, a node's loopback or the
+    cloud metadata address (169.254.169.254) just by naming them, or a name that points there.
+    """
+    port = urlsplit(url).port if _SCHEME.match(url) else None
+    try:
+        infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise CloneFailed(f"cannot resolve {host}: {exc}") from exc
+    addresses = sorted({str(info[4][0]) for info in infos})
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+        if not _is_public(address) and not any(address in net for net in networks):
+            raise RepositoryRejected(
+                f"{host} resolves to {address}, a private, loopback or link-local address "
+                "(GIT_ALLOWED_NETWORKS can allow it)"
+            )
+    return addresses
 
 
 def _git_env(home: Path, allowed: frozenset[str]) -> dict[str, str]:
@@ -84,31 +120,66 @@ def _git_env(home: Path, allowed: frozenset[str]) -> dict[str, str]:
     }
 
 
+def _size(path: Path) -> int:
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
+
+
 def fetch_log(
     url: str,
     workdir: Path,
-    allowed: frozenset[str],
-    timeout: float,
+    settings: ProcessorSettings,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> Path:
     """Clone `url` bare and blobless into `workdir`, write gource's log there, return its path."""
-    check_url(url, allowed)
-    repo, log_path = workdir / "repo.git", workdir / "gource.log"
-    env = _git_env(workdir, allowed)
-    clone = [
-        "git",
+    allowed = settings.git_allowed_protocols
+    host = check_url(url, allowed)
+    options = [
         "-c", "core.quotepath=off",
-        "-c", "http.followRedirects=initial",
         "-c", "submodule.recurse=false",
         "-c", "protocol.file.allow=" + ("always" if "file" in allowed else "never"),
-        "clone", "--bare", "--filter=blob:none", "--no-tags", "--quiet",
-        "--", url, str(repo),
+        "-c", "http.followRedirects=" + ("initial" if settings.git_follow_redirects else "false"),
+        # A server that trickles bytes is dropped after a minute below 1 KiB/s.
+        "-c", "http.lowSpeedLimit=1024", "-c", "http.lowSpeedTime=60",
     ]  # fmt: skip
-    result = run(clone, env=env, timeout=timeout, cancelled=cancelled)
+    if host is not None:
+        addresses = resolve(url, host, settings.git_allowed_networks)
+        if transport(url) in ("http", "https"):
+            # Pin what was checked, so a second DNS answer cannot point git elsewhere.
+            port = urlsplit(url).port or (443 if transport(url) == "https" else 80)
+            options += ["-c", f"http.curloptResolve={host}:{port}:{','.join(addresses)}"]
+    repo, log_path = workdir / "repo.git", workdir / "gource.log"
+    env = _git_env(workdir, allowed)
+    limit = settings.max_repo_mb << 20
+
+    def too_big() -> str | None:
+        if _size(repo) > limit:
+            return f"the repository is larger than MAX_REPO_MB={settings.max_repo_mb}"
+        return None
+
+    clone = [
+        "git",
+        *options,
+        "clone",
+        "--bare",
+        "--filter=blob:none",
+        "--no-tags",
+        "--quiet",
+        "--",
+        url,
+        str(repo),
+    ]
+    result = run(clone, env=env, timeout=settings.clone_timeout, cancelled=cancelled, abort_if=too_big)
     if result.cancelled:
         raise CloneFailed("git clone was stopped: the processor is shutting down")
+    if result.aborted:
+        raise RepositoryRejected(result.aborted)
     if result.timed_out:
-        raise CloneFailed(f"git clone did not finish within {timeout:.0f} s")
+        raise CloneFailed(f"git clone did not finish within CLONE_TIMEOUT={settings.clone_timeout:g} s")
     if result.returncode != 0:
         message = " ".join(redact(result.stderr).split())[-500:] or f"git clone exited {result.returncode}"
         if _NOT_FOUND.search(message):
@@ -120,7 +191,7 @@ def fetch_log(
             env=env,
             stdout=out,
             stderr=subprocess.PIPE,
-            timeout=timeout,
+            timeout=settings.clone_timeout,
             check=False,
         )
     if log.returncode != 0:

@@ -68,9 +68,7 @@ def produce(
     try:
         work = Path(workdir)
         started = time.monotonic()
-        log_path = fetch_log(
-            request.repo_url, work, settings.git_allowed_protocols, settings.clone_timeout, cancelled
-        )
+        log_path = fetch_log(request.repo_url, work, settings, cancelled)
         timings.clone = round(time.monotonic() - started, 3)
         metrics.CLONE_SECONDS.observe(timings.clone)
         log.info("cloned in %.1f s", timings.clone)

@@ -69,6 +69,7 @@ class Result:
     stderr: str
     timed_out: bool
     cancelled: bool = False
+    aborted: str | None = None
 
 
 def run(
@@ -77,8 +78,12 @@ def run(
     env: dict[str, str],
     timeout: float,
     cancelled: Callable[[], bool] = lambda: False,
+    abort_if: Callable[[], str | None] = lambda: None,
 ) -> Result:
-    """Run to completion, the time limit, or cancellation; stderr kept (bounded) for errors."""
+    """Run to completion, the time limit, cancellation or `abort_if()` giving a reason.
+
+    stderr is kept (bounded) for error messages.
+    """
     proc = spawn(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     stderr = b""
@@ -89,10 +94,14 @@ def run(
                 stderr = err or b""
                 break
             except subprocess.TimeoutExpired:
-                if cancelled() or time.monotonic() > deadline:
+                reason = abort_if()
+                if cancelled() or reason or time.monotonic() > deadline:
                     kill_group(proc.pid)
                     proc.communicate()
-                    return Result(-9, "", timed_out=not cancelled(), cancelled=cancelled())
+                    stopped = cancelled()
+                    return Result(
+                        -9, "", timed_out=not (stopped or reason), cancelled=stopped, aborted=reason
+                    )
     finally:
         kill_group(proc.pid)
     return Result(proc.returncode, stderr.decode(errors="replace")[-4000:], timed_out=False)

@@ -9,6 +9,7 @@ for its own configuration (boto3 reads its standard `AWS_*` variables itself).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import re
 import sys
 from enum import StrEnum
@@ -155,6 +156,26 @@ class ProcessorSettings(BrokerSettings):
         frozenset({"https"}),
         description="Comma list of git transports repository URLs may use (https, http, ssh, git, file).",
     )
+    git_allowed_networks: Annotated[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode] = (
+        Field(
+            (),
+            description=(
+                "Comma list of CIDRs repository hosts may resolve to although private, loopback or "
+                "link-local (e.g. an internal Git server); public addresses are always allowed."
+            ),
+        )
+    )
+    git_follow_redirects: bool = Field(
+        False, description="Let git follow an HTTP redirect on the first request (it may lead elsewhere)."
+    )
+    max_repo_mb: int = Field(
+        1024, ge=1, description="Largest blobless clone, in MiB, before the clone is stopped."
+    )
+    shutdown_grace: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds SIGTERM waits for the request in hand to stop before children are killed.",
+    )
     work_dir: Path = Field(
         Path("/tmp/gource-batch"),
         description="Parent of the per-request temporary directories.",
@@ -221,6 +242,13 @@ class ProcessorSettings(BrokerSettings):
         if urlsplit(value).scheme not in ("http", "https"):
             raise ValueError("must be an http:// or https:// URL")
         return value
+
+    @field_validator("git_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [p.strip() for p in value.split(",") if p.strip()]
+        return tuple(ipaddress.ip_network(v, strict=False) for v in value)
 
     @field_validator("output_url")
     @classmethod
