@@ -383,6 +383,11 @@ class Broker:
                             yield BatchMessage(props.type == MANIFEST, body)
                         if time.monotonic() - opened >= REREAD_EVERY:
                             break
+            except ConfigurationError as exc:
+                # A consumer_timeout set below REREAD_EVERY closes the channel (406): read again.
+                if "PRECONDITION_FAILED" not in str(exc):
+                    raise
+                log.warning("the broker closed the batch channel (%s); reading the batch again", exc)
             finally:
                 with suppress(*AMQP_ERRORS):
                     if channel.is_open:
