@@ -469,19 +469,8 @@ _HISTORY = {
 
 
 def _own_headers(headers: dict[str, Any]) -> dict[str, Any]:
-    """Headers worth carrying on a copy: not the broker's own bookkeeping."""
-    return {
-        k: v
-        for k, v in headers.items()
-        if k
-        not in (
-            "x-death",
-            "x-delivery-count",
-            "x-first-death-exchange",
-            "x-first-death-queue",
-            "x-first-death-reason",
-        )
-    }
+    """Headers worth carrying on a copy: not the bookkeeping of earlier attempts."""
+    return {k: v for k, v in headers.items() if k not in _HISTORY}
 
 
 class Publisher:

@@ -82,5 +82,6 @@ class ConfigurationError(GourceBatchError):
 # Exit codes are part of the interface: Kubernetes' podFailurePolicy keys on them.
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
+EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: broker or object store unreachable for too long
 EXIT_CONFIGURATION = 78  # sysexits EX_CONFIG
 EXIT_INTERRUPTED = 143  # 128 + SIGTERM: stopped on request, work handed back

@@ -8,13 +8,14 @@ The loop logs why it stops, like rq and arq do, and returns the process exit cod
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import signal
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
@@ -26,11 +27,13 @@ from processor.errors import (
     EXIT_CONFIGURATION,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_UNEXPECTED,
     BrokerUnavailable,
     ConfigurationError,
     GourceBatchError,
     PermanentError,
-    TransientError,
+    StorageUnavailable,
 )
 from processor.job import Produced, produce
 from processor.logs import request_context
@@ -83,6 +86,12 @@ class Processor:
         except ConfigurationError as exc:
             log.error("stopping: configuration error: %s (%s)", exc, self.tally)
             code = EXIT_CONFIGURATION
+        except (BrokerUnavailable, StorageUnavailable) as exc:
+            log.error("stopping: %s is unavailable: %s (%s)", _service(exc), exc, self.tally)
+            code = EXIT_UNAVAILABLE
+        except Exception:
+            log.exception("stopping: unexpected error (%s)", self.tally)
+            code = EXIT_UNEXPECTED
         finally:
             procs.kill_all()
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -157,10 +166,17 @@ class Processor:
         future = self._executor.submit(
             context.run, produce, request, self.settings, self.storage, self._stop.is_set
         )
-        broker.wait_for(future, stop=self._stop.is_set)
         try:
-            if self._stop.is_set() and not future.done():
-                future.exception()  # the job sees the flag and stops its children
+            broker.wait_for(future, stop=self._stop.is_set)
+        except BrokerUnavailable:
+            # The broker returns the request to its queue; let the job finish (its video is
+            # then found by fingerprint on redelivery) before reconnecting.
+            log.warning("lost the broker while rendering; the request will be redelivered")
+            self._finish(future)
+            raise
+        if self._stop.is_set():
+            self._finish(future)
+        try:
             produced = future.result()
         except ConfigurationError:
             broker.requeue(delivery)
@@ -168,13 +184,25 @@ class Processor:
         except PermanentError as exc:
             log.warning("cannot be rendered, dead-lettering: %s", exc)
             self._fail(broker, delivery, exc, Subject.of(request), received)
-        except (TransientError, OSError, ValueError, RuntimeError) as exc:
+        except Exception as exc:
             if self._stop.is_set():
                 broker.requeue(delivery)
                 raise Stopping from exc
             self._retry_or_fail(broker, delivery, request, exc, received)
         else:
             self._succeed(broker, delivery, request, produced, received)
+
+    def _finish(self, future: Future[Produced]) -> None:
+        """Wait up to SHUTDOWN_GRACE for the job (it sees the stop flag); then kill its children."""
+        try:
+            future.exception(timeout=self.settings.shutdown_grace)
+        except TimeoutError:
+            log.warning(
+                "the request did not stop within %g s; killing its processes", self.settings.shutdown_grace
+            )
+            procs.kill_all()
+            with contextlib.suppress(TimeoutError):
+                future.exception(timeout=5)
 
     def _succeed(
         self,
@@ -242,6 +270,10 @@ class Processor:
             started_at=received,
             finished_at=datetime.now(UTC),
         )
+
+
+def _service(exc: Exception) -> str:
+    return "the broker" if isinstance(exc, BrokerUnavailable) else "the object store"
 
 
 def _describe(exc: Exception) -> str:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,3 +275,48 @@ def probe(path: Path) -> dict[str, Any]:
     )  # fmt: skip
     data: dict[str, Any] = json.loads(out.stdout)
     return data
+
+
+def rabbitmqctl(*args: str) -> str:
+    """Drive the local broker as an operator would (restarts, runtime settings)."""
+    tool = shutil.which("rabbitmqctl")
+    require(tool is not None and os.geteuid() == 0, "rabbitmqctl (as root) is needed to restart the broker")
+    assert tool is not None
+    result = subprocess.run([tool, *args], capture_output=True, text=True, timeout=120, check=True)
+    return result.stdout
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of `pid` (the render's Xvfb, gource and ffmpeg)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_for_log(pipeline: Pipeline, index: int, prefix: str, timeout: float = 60) -> None:
+    """Block until processor `index` logged a line starting with `prefix`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if any(line["message"].startswith(prefix) for line in pipeline.processor_log(index)):
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"processor {index} never logged {prefix!r}")

@@ -1,0 +1,227 @@
+"""Nothing lost, nothing twice: retries, dead letters, crashes, shutdown, broker restarts, S3 faults.
+
+After every fault the invariant a user relies on is checked: each loaded request ends as
+one object plus a success event, or in the dead queue with a reason plus a failure event.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support import Pipeline, alive, children_of, rabbitmqctl, wait_for_log
+
+pytestmark = pytest.mark.slow
+
+
+def request(repo: Path, video_id: str, seconds: float = 2) -> str:
+    return json.dumps(
+        {
+            "type": "gource",
+            "repoURL": repo.as_uri(),
+            "videoId": video_id,
+            "gource": {"--stop-at-time": seconds},
+        }
+    )
+
+
+def load(pipeline: Pipeline, *lines: str, **env: object) -> None:
+    result = pipeline.load("--file", "-", stdin="\n".join(lines), **env)
+    assert result.returncode == 0, result.stderr
+
+
+def assert_accounted_for(pipeline: Pipeline, succeeded: set[str], dead: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    """Every request once: an object and a success event, or a dead letter and a failure event."""
+    assert set(pipeline.objects()) == {f"videos/{v}.mp4" for v in succeeded}
+    events = pipeline.results()
+    assert {e["videoId"] for e in events if e["state"] == "succeeded"} == succeeded
+    assert {e["videoId"] for e in events if e["state"] == "failed"} == set(dead)
+    assert {json.loads(json.dumps(b))["videoId"] for _, b in pipeline.dead()} == set(dead)
+
+
+def test_a_failing_render_is_retried_with_back_off_then_dead_lettered(
+    pipeline: Pipeline, sample_repo: Path
+) -> None:
+    load(pipeline, request(sample_repo, "too-slow", seconds=20))
+
+    assert pipeline.process(RENDER_TIMEOUT=1, MAX_VIDEO_SECONDS=20, MAX_ATTEMPTS=3) == [0]
+
+    messages = [line["message"] for line in pipeline.processor_log()]
+    assert any(m.startswith("attempt 1 of 3 failed") and m.endswith("retrying in 1 s") for m in messages)
+    assert any(m.startswith("attempt 2 of 3 failed") and m.endswith("retrying in 2 s") for m in messages)
+    [(headers, body)] = pipeline.dead()
+    assert body["videoId"] == "too-slow"  # the original body
+    assert (headers["x-reason"], headers["x-attempts"]) == ("render-timeout", 3)
+    assert "RENDER_TIMEOUT=1" in headers["x-error"]
+    [event] = pipeline.results()
+    assert (event["state"], event["reason"], event["attempts"]) == ("failed", "render-timeout", 3)
+    assert pipeline.objects() == {}
+
+
+def test_a_killed_processor_loses_no_request_and_leaves_no_orphans(
+    pipeline: Pipeline, sample_repo: Path
+) -> None:
+    load(pipeline, request(sample_repo, "survivor", seconds=10), MAX_VIDEO_SECONDS=10)
+    victim = pipeline.start_processor(MAX_VIDEO_SECONDS=10)
+    wait_for_log(pipeline, 0, "cloned")
+    time.sleep(1)
+    renderers = children_of(victim.pid)
+    assert len(renderers) >= 3  # Xvfb, gource, ffmpeg
+
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    time.sleep(1)
+
+    assert [pid for pid in renderers if alive(pid)] == []
+    assert pipeline.process(MAX_VIDEO_SECONDS=10) == [0]
+    assert_accounted_for(pipeline, {"survivor"})
+
+
+def test_sigterm_hands_the_request_back_and_exits_within_the_grace_period(
+    pipeline: Pipeline, sample_repo: Path
+) -> None:
+    load(pipeline, request(sample_repo, "interrupted", seconds=10), MAX_VIDEO_SECONDS=10)
+    processor = pipeline.start_processor(MAX_VIDEO_SECONDS=10, SHUTDOWN_GRACE=5)
+    wait_for_log(pipeline, 0, "cloned")
+    time.sleep(1)
+    renderers = children_of(processor.pid)
+
+    started = time.monotonic()
+    processor.send_signal(signal.SIGTERM)
+    assert processor.wait(15) == 143
+    assert time.monotonic() - started < 10
+
+    assert [pid for pid in renderers if alive(pid)] == []
+    messages = [line["message"] for line in pipeline.processor_log()]
+    assert any(
+        m.startswith("stopped on request (SIGTERM) with a request in hand, handed back") for m in messages
+    )
+    assert pipeline.ready(pipeline.base) == 1
+    assert pipeline.objects() == {}
+    assert pipeline.process(MAX_VIDEO_SECONDS=10) == [0]  # the next processor renders it
+    assert_accounted_for(pipeline, {"interrupted"})
+
+
+def test_a_request_that_kills_its_processor_every_time_is_dead_lettered(
+    pipeline: Pipeline, sample_repo: Path
+) -> None:
+    load(pipeline, request(sample_repo, "poison", seconds=10), MAX_VIDEO_SECONDS=10, DELIVERY_LIMIT=2)
+    kills = 0
+    while pipeline.ready(pipeline.base) and kills < 5:
+        victim = pipeline.start_processor(MAX_VIDEO_SECONDS=10, DELIVERY_LIMIT=2)
+        wait_for_log(pipeline, kills, "cloned")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        kills += 1
+        time.sleep(0.5)
+
+    assert kills <= 3  # the broker stopped handing it out after the delivery limit
+    [(headers, body)] = pipeline.dead()
+    assert body["videoId"] == "poison"
+    assert headers["x-death"][0]["reason"] == "delivery_limit"
+    assert pipeline.objects() == {}
+
+
+def test_the_broker_restarting_mid_run_loses_and_duplicates_nothing(
+    pipeline: Pipeline, sample_repo: Path
+) -> None:
+    ids = [f"restart-{n}" for n in range(4)]
+    load(pipeline, *(request(sample_repo, i, seconds=3) for i in ids))
+    processors = [pipeline.start_processor(IDLE_TIMEOUT=3) for _ in range(2)]
+    wait_for_log(pipeline, 0, "succeeded")
+
+    rabbitmqctl("stop_app")
+    time.sleep(3)
+    rabbitmqctl("start_app")
+    rabbitmqctl("await_startup")
+
+    assert [p.wait(300) for p in processors] == [0, 0]
+    messages = [line["message"] for n in range(2) for line in pipeline.processor_log(n)]
+    assert any(m.startswith("lost the broker") for m in messages)
+    assert_accounted_for(pipeline, set(ids))
+
+
+def test_a_render_longer_than_the_consumer_timeout_ends_rendered_once(
+    pipeline: Pipeline, sample_repo: Path
+) -> None:
+    load(pipeline, request(sample_repo, "slow", seconds=10), MAX_VIDEO_SECONDS=10)
+    rabbitmqctl("eval", "application:set_env(rabbit, consumer_timeout, 3000).")
+    try:
+        assert pipeline.process(MAX_VIDEO_SECONDS=10) == [0]
+    finally:
+        rabbitmqctl("eval", "application:set_env(rabbit, consumer_timeout, 1800000).")
+
+    log = [line["message"] for line in pipeline.processor_log()]
+    assert sum(m.startswith("rendered ") for m in log) == 1  # the broker requeued it; not rendered twice
+    assert set(pipeline.objects()) == {"videos/slow.mp4"}
+    assert {e["state"] for e in pipeline.results()} == {"succeeded"}
+
+
+def test_a_missing_bucket_stops_the_processor_and_keeps_the_request(
+    pipeline: Pipeline, sample_repo: Path
+) -> None:
+    load(pipeline, request(sample_repo, "kept"))
+
+    assert pipeline.process(OUTPUT_URL="s3://no-such-bucket/videos") == [78]
+
+    messages = [line["message"] for line in pipeline.processor_log()]
+    assert any("configuration error" in m and "no-such-bucket" in m for m in messages)
+    assert pipeline.ready(pipeline.base) == 1
+
+
+def test_an_unreachable_object_store_at_start_exits_69_and_keeps_the_request(
+    pipeline: Pipeline, sample_repo: Path
+) -> None:
+    load(pipeline, request(sample_repo, "kept"))
+
+    assert pipeline.process(AWS_ENDPOINT_URL="http://127.0.0.1:9") == [69]
+
+    assert pipeline.ready(pipeline.base) == 1
+
+
+def test_a_redelivered_request_whose_video_exists_is_not_rendered_again(
+    pipeline: Pipeline, sample_repo: Path
+) -> None:
+    load(pipeline, request(sample_repo, "once"), request(sample_repo, "once"))
+
+    assert pipeline.process() == [0]
+
+    log = [line["message"] for line in pipeline.processor_log()]
+    assert sum(m.startswith("rendered ") for m in log) == 1
+    assert any(m.endswith("rendered 1, already stored 1, retried 0, dead-lettered 0") for m in log)
+    assert [e["state"] for e in pipeline.results()] == ["succeeded", "succeeded"]
+    assert set(pipeline.objects()) == {"videos/once.mp4"}
+
+
+def test_dead_letters_can_be_listed_requeued_and_purged(pipeline: Pipeline, sample_repo: Path) -> None:
+    missing = (sample_repo.parent / "missing").as_uri()
+    lines = [json.dumps({"repoURL": missing, "videoId": f"lost-{n}"}) for n in range(3)]
+    load(pipeline, *lines)
+    assert pipeline.process() == [0]
+
+    def tool(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "processor", *args], env=pipeline.env(),
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+    listed = tool("dead", "list", "--json")
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["videoId"], r["reason"], r["attempts"]) for r in rows] == [
+        (f"lost-{n}", "repository-rejected", 1) for n in range(3)
+    ]
+    assert tool("dead", "list", "--json").stdout == listed.stdout  # listing removes nothing
+
+    assert tool("dead", "requeue", "lost-1").stdout.strip() == "requeued 1 request(s)"
+    assert pipeline.ready(pipeline.base) == 1
+    [(headers, body)] = pipeline.drain(pipeline.base)
+    assert body["videoId"] == "lost-1"
+    assert not {"x-reason", "x-attempts", "x-attempt", "x-death"} & set(headers)  # a fresh start
+
+    stats = json.loads(tool("stats", "--json").stdout)
+    assert {q["queue"]: q["ready"] for q in stats["queues"]}[f"{pipeline.base}.dead"] == 2
+    assert tool("dead", "purge").stdout.strip() == "purged 2 dead-lettered request(s)"
+    assert pipeline.dead() == []
