@@ -41,6 +41,7 @@ _NOT_FOUND = re.compile(
     r"Repository not found|returned error: 404",
     re.IGNORECASE,
 )
+_REDIRECTED = re.compile(r"returned error: 30[1278]\b")
 
 
 def transport(url: str) -> str:
@@ -184,7 +185,13 @@ def fetch_log(
         message = " ".join(redact(result.stderr).split())[-500:] or f"git clone exited {result.returncode}"
         if _NOT_FOUND.search(message):
             raise RepositoryRejected(f"repository not found: {message}")
+        if _REDIRECTED.search(message) and not settings.git_follow_redirects:
+            raise RepositoryRejected(f"redirected, and GIT_FOLLOW_REDIRECTS is off: {message}")
         raise CloneFailed(message)
+    # A clone that finished between two looks at its size is measured once more here.
+    oversized = too_big()
+    if oversized:
+        raise RepositoryRejected(oversized)
     with log_path.open("wb") as out:
         log = subprocess.run(
             ["git", "-c", "core.quotepath=off", "--git-dir", str(repo), *LOG_ARGS],

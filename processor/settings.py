@@ -319,7 +319,7 @@ def load(settings_class: type[S], args: argparse.Namespace) -> S:
 
 def redact(text: str) -> str:
     """`text` with the credentials of every URL in it replaced, fit for logs and events."""
-    return re.sub(r"(?<=://)[^/@\s]+@", "***@", text)
+    return re.sub(r"(?<=://)[^/\s]+@", "***@", text)  # up to the last @: a password may hold one
 
 
 def environment_names(settings_class: type[_Settings]) -> list[str]:
