@@ -79,8 +79,11 @@ def _translate(exc: BaseException) -> Exception:
         exc, pika.exceptions.ProbableAuthenticationError | pika.exceptions.ProbableAccessDeniedError
     ):
         return ConfigurationError(f"the broker refused the credentials or vhost: {exc!r}")
-    if isinstance(exc, pika.exceptions.ChannelClosedByBroker) and exc.reply_code in (403, 406):
-        return ConfigurationError(f"the broker refused the queue layout: {exc.reply_text}")
+    # 406 is also how consumer_timeout closes a channel: only a refused declare is ours to fix.
+    if isinstance(exc, pika.exceptions.ChannelClosedByBroker) and (
+        exc.reply_code == 403 or "inequivalent arg" in str(exc.reply_text)
+    ):
+        return ConfigurationError(f"the broker refused the queue layout or access: {exc.reply_text}")
     return BrokerUnavailable(f"{type(exc).__name__}: {exc}")
 
 
@@ -383,9 +386,9 @@ class Broker:
                             yield BatchMessage(props.type == MANIFEST, body)
                         if time.monotonic() - opened >= REREAD_EVERY:
                             break
-            except ConfigurationError as exc:
+            except BrokerUnavailable as exc:
                 # A consumer_timeout set below REREAD_EVERY closes the channel (406): read again.
-                if "PRECONDITION_FAILED" not in str(exc):
+                if "PRECONDITION_FAILED" not in str(exc) or not self.connection.is_open:
                     raise
                 log.warning("the broker closed the batch channel (%s); reading the batch again", exc)
             finally:

@@ -320,3 +320,61 @@ def wait_for_log(pipeline: Pipeline, index: int, prefix: str, timeout: float = 6
             pass
         time.sleep(0.1)
     raise AssertionError(f"processor {index} never logged {prefix!r}")
+
+
+class FlakyS3:
+    """An HTTP proxy in front of the S3 server that answers 503 SlowDown to the first
+    `failures` object uploads (PUT or multipart POST), like a throttling S3 does."""
+
+    def __init__(self, upstream: str, failures: int):
+        import http.server
+        import threading
+        import urllib.request
+
+        self.failures = failures
+        self.refused = 0
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *_: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                is_upload = self.command in ("PUT", "POST") and self.path.count("/") >= 2
+                if is_upload and proxy.refused < proxy.failures:
+                    proxy.refused += 1
+                    error = b"<Error><Code>SlowDown</Code><Message>Slow down.</Message></Error>"
+                    self.send_response(503)
+                    self.send_header("Content-Length", str(len(error)))
+                    self.end_headers()
+                    self.wfile.write(error)
+                    return
+                forwarded = urllib.request.Request(upstream + self.path, data=body, method=self.command)
+                for name, value in self.headers.items():
+                    if name.lower() not in ("host", "content-length"):
+                        forwarded.add_header(name, value)
+                try:
+                    with urllib.request.urlopen(forwarded, timeout=30) as response:
+                        status, headers, payload = response.status, response.headers, response.read()
+                except urllib.error.HTTPError as exc:
+                    status, headers, payload = exc.code, exc.headers, exc.read()
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward  # noqa: N815
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import Pipeline, alive, children_of, rabbitmqctl, wait_for_log
+from support import FlakyS3, Pipeline, alive, children_of, rabbitmqctl, wait_for_log
 
 pytestmark = pytest.mark.slow
 
@@ -225,3 +225,57 @@ def test_dead_letters_can_be_listed_requeued_and_purged(pipeline: Pipeline, samp
     assert {q["queue"]: q["ready"] for q in stats["queues"]}[f"{pipeline.base}.dead"] == 2
     assert tool("dead", "purge").stdout.strip() == "purged 2 dead-lettered request(s)"
     assert pipeline.dead() == []
+
+
+def test_s3_throttling_is_retried_and_the_upload_succeeds(pipeline: Pipeline, sample_repo: Path) -> None:
+    load(pipeline, request(sample_repo, "throttled"))
+    flaky = FlakyS3(pipeline.s3_endpoint, failures=2)
+    try:
+        assert pipeline.process(AWS_ENDPOINT_URL=flaky.endpoint) == [0]
+    finally:
+        flaky.close()
+
+    assert flaky.refused == 2
+    [event] = pipeline.results()
+    assert (event["state"], event["attempts"]) == ("succeeded", 1)
+    assert set(pipeline.objects()) == {"videos/throttled.mp4"}
+
+
+def test_s3_failing_for_good_is_retried_through_the_broker_then_dead_lettered(
+    pipeline: Pipeline, sample_repo: Path
+) -> None:
+    load(pipeline, request(sample_repo, "unlucky"))
+    flaky = FlakyS3(pipeline.s3_endpoint, failures=1000)
+    try:
+        assert pipeline.process(AWS_ENDPOINT_URL=flaky.endpoint, MAX_ATTEMPTS=2) == [0]
+    finally:
+        flaky.close()
+
+    [(headers, _)] = pipeline.dead()
+    assert (headers["x-reason"], headers["x-attempts"]) == ("storage-unavailable", 2)
+    assert "SlowDown" in headers["x-error"]
+    assert pipeline.objects() == {}
+    assert [e["state"] for e in pipeline.results()] == ["failed"]
+
+
+def test_the_loader_rides_out_a_broker_restart(pipeline: Pipeline, tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"repoURL": f"https://example.com/r{n}.git", "videoId": f"r{n}"}) for n in range(20000)
+    ]
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("\n".join(lines))
+    loader = subprocess.Popen(
+        [sys.executable, "-m", "loader", "--file", str(batch)], env=pipeline.env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(2)
+    rabbitmqctl("stop_app")
+    time.sleep(2)
+    rabbitmqctl("start_app")
+    rabbitmqctl("await_startup")
+    out, err = loader.communicate(timeout=300)
+
+    assert loader.returncode == 0, err
+    assert "loaded 20000, skipped 0, failed 0" in out
+    bodies = {body["videoId"] for _, body in pipeline.drain(pipeline.base)}
+    assert bodies == {f"r{n}" for n in range(20000)}  # none lost (a batch may be queued twice)
