@@ -48,7 +48,9 @@ def main() -> None:
     for name, table in tables().items():
         pattern = re.compile(rf"(<!-- settings:{name} -->\n)(?:.*?\n)?(<!-- /settings:{name} -->)", re.S)
         text = pattern.sub(
-            lambda m, t=table: m[1] + "| variable | default | meaning |\n| --- | --- | --- |\n" + t + "\n" + m[2],
+            lambda m, t=table: (
+                m[1] + "| variable | default | meaning |\n| --- | --- | --- |\n" + t + "\n" + m[2]
+            ),
             text,
         )
     readme.write_text(text)
