@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support import S3_CREDENTIALS, make_sample_repo
+from support import S3_CREDENTIALS, free_port, make_sample_repo, s3_server
 
 from processor.contract import GourceOptions
 from processor.git import LOG_ARGS
@@ -86,12 +84,6 @@ def bench_loader(count: int, work: Path) -> None:
     print(f"  loader publish phase only   : {published['message']}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _tree_rss(pid: int) -> tuple[int, int]:
     """(RSS of pid, RSS of pid and all its descendants) in KiB."""
 
@@ -134,7 +126,7 @@ def bench_render(work: Path, seconds: int, resolution: str, framerate: int) -> N
     started = time.perf_counter()
     with (hand / "gource.log").open("wb") as log:
         subprocess.run(["git", "-C", str(repo), *LOG_ARGS], stdout=log, check=True)
-    display = f":{_free_port() % 1000 + 100}"
+    display = f":{free_port() % 1000 + 100}"
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{render_plan.width}x{render_plan.height}x24",
                              "-nolisten", "tcp"])  # fmt: skip
     time.sleep(1)  # not counted below: the processor's Xvfb start is inside its own time
@@ -159,18 +151,9 @@ def bench_render(work: Path, seconds: int, resolution: str, framerate: int) -> N
     xvfb.wait()
 
     # The processor: a real one, draining one request into a moto S3 server.
-    port = _free_port()
-    moto = subprocess.Popen([shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+    with s3_server(work / "moto.log") as endpoint:
         base = f"bench{uuid.uuid4().hex[:8]}"
-        env = {**os.environ, **S3_CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        env = {**os.environ, **S3_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint,
                "AMQP_URL": AMQP_URL, "RENDER_QUEUE": base, "OUTPUT_URL": f"s3://{base}/videos",
                "GIT_ALLOWED_PROTOCOLS": "file", "IDLE_TIMEOUT": "0.5", "POLL_INTERVAL": "0.2",
                "MAX_VIDEO_SECONDS": str(seconds), "VIDEO_SECONDS": str(seconds), "LOG_FORMAT": "json", "WORK_DIR": str(work / "proc")}  # fmt: skip
@@ -205,9 +188,6 @@ def bench_render(work: Path, seconds: int, resolution: str, framerate: int) -> N
             sys.exit("the processor did not render the request:\n" + stderr)
         until_done = datetime.fromisoformat(done["time"]).timestamp() - started_wall
         rendered = next(line["message"] for line in lines if line["message"].startswith("rendered"))
-    finally:
-        moto.kill()
-        moto.wait()
 
     print(
         f"render: {render_plan.width}x{render_plan.height}@{framerate}, {seconds} s of video, sample repository"

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +20,7 @@ from support import (
     Pipeline,
     make_sample_repo,
     require,
+    s3_server,
 )
 
 
@@ -41,35 +39,11 @@ def renderer() -> None:
         require(shutil.which(tool) is not None, f"{tool} is not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto in server mode: a real S3 API over HTTP on 127.0.0.1."""
-    server = shutil.which("moto_server")
-    require(server is not None, "moto_server is not installed (pip install 'moto[server]')")
-    assert server is not None
-    port = _free_port()
-    with (tmp_path_factory.mktemp("moto") / "moto.log").open("wb") as log:
-        proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        require(False, "moto_server did not start")
-    yield endpoint
-    proc.terminate()
-    proc.wait(10)
+    with s3_server(tmp_path_factory.mktemp("moto") / "moto.log") as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="session")

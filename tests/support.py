@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -378,3 +380,34 @@ class FlakyS3:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def s3_server(log: Path) -> Iterator[str]:
+    """moto in server mode on a free 127.0.0.1 port: a real S3 API over HTTP. Yields its URL."""
+    server = shutil.which("moto_server")
+    require(server is not None, "moto_server is not installed (pip install 'moto[server]')")
+    assert server is not None
+    port = free_port()
+    with log.open("wb") as out:
+        proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    require(False, f"moto_server did not start (see {log})")
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
