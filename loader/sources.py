@@ -27,12 +27,9 @@ class Line:
 
 def _validated(source: str, number: int, item: str | dict[str, object], batch_id: str) -> Line:
     try:
-        request = parse_request(item)
+        return Line(source, number, request=parse_request(item, batch_id))
     except InvalidRequest as exc:
         return Line(source, number, error=str(exc))
-    if request.batch_id is None:
-        request = request.model_copy(update={"batch_id": batch_id})
-    return Line(source, number, request=request)
 
 
 def from_repos(urls: Iterable[str], batch_id: str) -> Iterator[Line]:

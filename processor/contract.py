@@ -113,11 +113,7 @@ class RenderRequest(BaseModel):
 
     def to_wire(self) -> bytes:
         """The camelCase form every consumer of the old service understands."""
-        return json.dumps(
-            self.model_dump(mode="json", by_alias=True, exclude_none=True),
-            ensure_ascii=False,
-            separators=(",", ":"),
-        ).encode()
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
 def _snake_to_wire(data: dict[str, Any]) -> dict[str, Any]:
@@ -137,8 +133,11 @@ def _pointed_errors(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_request(body: bytes | str | dict[str, Any]) -> RenderRequest:
-    """Validate one request from bytes, text or a decoded object; InvalidRequest if not."""
+def parse_request(body: bytes | str | dict[str, Any], batch_id: str | None = None) -> RenderRequest:
+    """Validate one request from bytes, text or a decoded object; InvalidRequest if not.
+
+    `batch_id` is given to a request that names no batch of its own.
+    """
     if isinstance(body, dict):
         data: Any = body
     else:
@@ -151,6 +150,8 @@ def parse_request(body: bytes | str | dict[str, Any]) -> RenderRequest:
             raise InvalidRequest(f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRequest(f"a request is a JSON object, not {type(data).__name__}")
+    if batch_id is not None and "batchId" not in data and "batch_id" not in data:
+        data = {**data, "batchId": batch_id}
     try:
         return RenderRequest.model_validate(_snake_to_wire(data))
     except ValidationError as exc:
