@@ -42,6 +42,8 @@ JSON = "application/json"
 
 # Headers this project sets on requests it moves around.
 ATTEMPT = "x-attempt"
+# Classic queues keep no delivery count; the processor keeps one in this header.
+REDELIVERIES = "x-redeliveries"
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,14 @@ class Delivery:
     timestamp: int | None = None
 
     @property
+    def unsettled(self) -> int:
+        """Earlier deliveries of this request that were never settled (its processor died)."""
+        return int(self.headers.get("x-delivery-count") or self.headers.get(REDELIVERIES) or 0)
+
+    @property
     def attempt(self) -> int:
-        """1 for a first try; counts our retries and, on quorum queues, crashed deliveries."""
-        retries = int(self.headers.get(ATTEMPT, 1))
-        crashes = int(self.headers.get("x-delivery-count", 0))
-        return retries + crashes
+        """1 for a first try; counts our retries and deliveries that killed their processor."""
+        return int(self.headers.get(ATTEMPT, 1)) + self.unsettled
 
     @property
     def queued_seconds(self) -> float | None:
@@ -247,6 +252,12 @@ class Broker:
             "x-last-error": error[:1000],
         }
         self._publish("", self.topology.delay_queue(delay), delivery.body, headers)
+        self.ack(delivery)
+
+    def count_redelivery(self, delivery: Delivery) -> None:
+        """Classic queues: requeue a redelivered request with its count raised (at the tail)."""
+        headers = {**delivery.headers, REDELIVERIES: delivery.unsettled + 1}
+        self._publish("", delivery.queue, delivery.body, headers)
         self.ack(delivery)
 
     def dead_letter(self, delivery: Delivery, reason: str, error: str) -> None:
@@ -465,8 +476,9 @@ class DeadLetter:
 
 # Headers that describe a past life; a requeued request starts without them.
 _HISTORY = {
-    ATTEMPT, RETURN_TO, "x-death", "x-delivery-count", "x-first-death-exchange", "x-first-death-queue",
-    "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason",
+    ATTEMPT, RETURN_TO, REDELIVERIES, "x-death", "x-delivery-count",
+    "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
+    "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason",
     "x-reason", "x-error", "x-attempts", "x-dead-at", "x-source-queue", "x-last-error",
 }  # fmt: skip
 

@@ -31,6 +31,12 @@ class RepositoryRejected(PermanentError):
     reason = "repository-rejected"
 
 
+class DeliveryLimitExceeded(PermanentError):
+    """The request was delivered DELIVERY_LIMIT times and killed its processor each time."""
+
+    reason = "delivery-limit"
+
+
 class TransientError(GourceBatchError):
     """May succeed later: retried with back-off, then dead-lettered."""
 

@@ -31,6 +31,7 @@ from processor.errors import (
     EXIT_UNEXPECTED,
     BrokerUnavailable,
     ConfigurationError,
+    DeliveryLimitExceeded,
     GourceBatchError,
     PermanentError,
     StorageUnavailable,
@@ -145,6 +146,9 @@ class Processor:
     # one request ---------------------------------------------------------------------------
     def _handle(self, broker: Broker, delivery: Delivery) -> None:
         received = datetime.now(UTC)
+        if delivery.redelivered and not broker.topology.quorum:
+            self._recount(broker, delivery, received)
+            return
         metrics.queue_wait(delivery.queued_seconds)
         try:
             request = parse_request(delivery.body)
@@ -160,6 +164,23 @@ class Processor:
             log.info("rendering %s (%s priority)", redact(request.repo_url), delivery.priority.value)
             with metrics.IN_PROGRESS.track_inprogress():
                 self._settle(broker, delivery, request, received)
+
+    def _recount(self, broker: Broker, delivery: Delivery, received: datetime) -> None:
+        """Classic queues: what quorum queues' x-delivery-limit does, done here.
+
+        A redelivered request was in the hands of a processor that died. Count it; past
+        DELIVERY_LIMIT dead-letter it, else requeue it with the count and take the next.
+        """
+        if delivery.unsettled + 1 < self.settings.delivery_limit:
+            broker.count_redelivery(delivery)
+            return
+        exc = DeliveryLimitExceeded(
+            f"delivered {delivery.unsettled + 1} times without being settled: its processor died each time"
+        )
+        subject = Subject.guessed_from(delivery.body)
+        with request_context(videoId=subject.video_id, batchId=subject.batch_id, attempt=delivery.attempt):
+            log.error("dead-lettering: %s", exc)
+            self._fail(broker, delivery, exc, subject, received)
 
     def _settle(self, broker: Broker, delivery: Delivery, request: RenderRequest, received: datetime) -> None:
         context = contextvars.copy_context()

@@ -311,13 +311,14 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def wait_for_log(pipeline: Pipeline, index: int, prefix: str, timeout: float = 60) -> None:
-    """Block until processor `index` logged a line starting with `prefix`."""
+def wait_for_log(pipeline: Pipeline, index: int, prefix: str | tuple[str, ...], timeout: float = 60) -> str:
+    """Block until processor `index` logged a line starting with `prefix` (or one of them); that line."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if any(line["message"].startswith(prefix) for line in pipeline.processor_log(index)):
-                return
+            for line in pipeline.processor_log(index):
+                if line["message"].startswith(prefix):
+                    return str(line["message"])
         except (OSError, ValueError):
             pass
         time.sleep(0.1)

@@ -107,23 +107,29 @@ def test_sigterm_hands_the_request_back_and_exits_within_the_grace_period(
     assert_accounted_for(pipeline, {"interrupted"})
 
 
+@pytest.mark.parametrize("queue_type", ["quorum", "classic"])
 def test_a_request_that_kills_its_processor_every_time_is_dead_lettered(
-    pipeline: Pipeline, sample_repo: Path
+    pipeline: Pipeline, sample_repo: Path, queue_type: str
 ) -> None:
-    load(pipeline, request(sample_repo, "poison", seconds=10), MAX_VIDEO_SECONDS=10, DELIVERY_LIMIT=2)
+    env = {"MAX_VIDEO_SECONDS": 10, "DELIVERY_LIMIT": 2, "QUEUE_TYPE": queue_type}
+    load(pipeline, request(sample_repo, "poison", seconds=10), **env)
     kills = 0
     while pipeline.ready(pipeline.base) and kills < 5:
-        victim = pipeline.start_processor(MAX_VIDEO_SECONDS=10, DELIVERY_LIMIT=2)
-        wait_for_log(pipeline, kills, "cloned")
+        victim = pipeline.start_processor(**env)
+        # Quorum queues count deliveries in the broker; with classic ones the processor does.
+        if not wait_for_log(pipeline, kills, ("cloned", "dead-lettering")).startswith("cloned"):
+            assert victim.wait(60) == 0
+            break
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         kills += 1
         time.sleep(0.5)
 
-    assert kills <= 3  # the broker stopped handing it out after the delivery limit
+    assert kills <= 3  # not handed out again after the delivery limit
     [(headers, body)] = pipeline.dead()
     assert body["videoId"] == "poison"
-    assert headers["x-death"][0]["reason"] == "delivery_limit"
+    reason = headers.get("x-reason") or headers["x-death"][0]["reason"].replace("_", "-")
+    assert reason == "delivery-limit"
     assert pipeline.objects() == {}
 
 
