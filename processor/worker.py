@@ -257,15 +257,16 @@ class Processor:
             delay = broker.topology.delay_before(delivery.attempt)
             log.warning(
                 "attempt %d of %d failed (%s); retrying in %d s",
-                delivery.attempt, self.settings.max_attempts, exc, delay,
+                delivery.attempt, self.settings.max_attempts, _describe(exc), delay,
             )  # fmt: skip
             broker.retry_later(delivery, delay, _describe(exc))
             metrics.settled("retried")
             self.tally.retried += 1
             return
         log.error(
-            "attempt %d of %d failed (%s); dead-lettering", delivery.attempt, self.settings.max_attempts, exc
-        )
+            "attempt %d of %d failed (%s); dead-lettering",
+            delivery.attempt, self.settings.max_attempts, _describe(exc),
+        )  # fmt: skip
         self._fail(broker, delivery, exc, Subject.of(request), received)
 
     def _fail(
