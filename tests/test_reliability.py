@@ -278,7 +278,9 @@ def test_the_loader_rides_out_a_broker_restart(pipeline: Pipeline, tmp_path: Pat
         [sys.executable, "-m", "loader", "--file", str(batch)], env=pipeline.env(),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(2)
+    deadline = time.monotonic() + 60
+    while pipeline.ready(pipeline.base) == 0 and time.monotonic() < deadline:  # the first batch is in
+        time.sleep(0.05)
     rabbitmqctl("stop_app")
     time.sleep(2)
     rabbitmqctl("start_app")
@@ -286,6 +288,7 @@ def test_the_loader_rides_out_a_broker_restart(pipeline: Pipeline, tmp_path: Pat
     out, err = loader.communicate(timeout=300)
 
     assert loader.returncode == 0, err
+    assert "as it raised BrokerUnavailable" in err  # it did lose the broker, and retried
     assert "loaded 20000, skipped 0, failed 0" in out
     bodies = {body["videoId"] for _, body in pipeline.drain(pipeline.base)}
     assert bodies == {f"r{n}" for n in range(20000)}  # none lost (a batch may be queued twice)
