@@ -70,6 +70,8 @@ def plan(options: GourceOptions, settings: ProcessorSettings) -> RenderPlan:
         "--no-vsync",
         "--hide", "mouse,progress",
     ]  # fmt: skip
+    if settings.font_file is not None:  # the operator's choice, never the request's
+        args += ["--font-file", str(settings.font_file)]
     valued = [
         ("--start-date", options.start_date),
         ("--stop-date", options.stop_date),

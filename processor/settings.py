@@ -207,6 +207,13 @@ class ProcessorSettings(BrokerSettings):
     max_video_seconds: float = Field(300.0, gt=0, description="Ceiling on --stop-at-time.")
     seconds_per_day: float = Field(1.0, gt=0, description="Default gource --seconds-per-day.")
     max_seconds_per_day: float = Field(10.0, gt=0, description="Ceiling on --seconds-per-day.")
+    font_file: Path | None = Field(
+        None,
+        description=(
+            "Font gource draws text with (default: its own, which has no CJK glyphs; e.g. "
+            "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc from fonts-wqy-zenhei)."
+        ),
+    )
     ffmpeg_codec: Literal["libx264", "libx265"] = Field("libx264", description="Video encoder.")
     ffmpeg_preset: str = Field(
         "veryfast",
@@ -249,6 +256,13 @@ class ProcessorSettings(BrokerSettings):
         if isinstance(value, str):
             value = [p.strip() for p in value.split(",") if p.strip()]
         return tuple(ipaddress.ip_network(v, strict=False) for v in value)
+
+    @field_validator("font_file")
+    @classmethod
+    def _font_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such font file: {value}")
+        return value
 
     @field_validator("output_url")
     @classmethod

@@ -1,0 +1,74 @@
+"""How a request's gource options become argv: the operator's defaults, ceilings and font."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from processor.contract import GourceOptions
+from processor.render import plan
+from processor.settings import ProcessorSettings
+
+
+def options(**values: object) -> GourceOptions:
+    return GourceOptions.model_validate(values)
+
+
+def flag(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def test_a_request_without_options_gets_the_operators_defaults() -> None:
+    settings = ProcessorSettings(resolution="640x360", framerate=25, video_seconds=12, seconds_per_day=0.5)
+
+    rendered = plan(options(), settings)
+
+    assert (rendered.width, rendered.height, rendered.framerate, rendered.seconds) == (640, 360, 25, 12)
+    assert flag(rendered.gource_args, "--seconds-per-day") == "0.5"
+    assert "--stop-at-end" in rendered.gource_args
+
+
+def test_requests_above_the_operators_ceilings_are_brought_down_to_them() -> None:
+    settings = ProcessorSettings(max_resolution="1280x720", max_framerate=30, max_video_seconds=60)
+
+    rendered = plan(
+        options(**{"resolution": "3840x2160", "--output-framerate": 60, "--stop-at-time": 600,
+                   "--seconds-per-day": 500}),
+        settings,
+    )  # fmt: skip
+
+    assert (rendered.width, rendered.height) == (1280, 720)  # scaled, aspect kept
+    assert (rendered.framerate, rendered.seconds) == (30, 60)
+    assert flag(rendered.gource_args, "--seconds-per-day") == "10"  # MAX_SECONDS_PER_DAY
+
+
+def test_odd_sizes_are_rounded_to_what_the_encoder_accepts() -> None:
+    rendered = plan(options(resolution="641x361"), ProcessorSettings())
+
+    assert (rendered.width, rendered.height) == (640, 360)
+
+
+def test_the_operator_can_give_gource_a_font_with_cjk_glyphs(tmp_path: Path) -> None:
+    font = tmp_path / "font.ttf"
+    font.write_bytes(b"not really a font, but a file")
+
+    rendered = plan(options(), ProcessorSettings(font_file=font))
+
+    assert flag(rendered.gource_args, "--font-file") == str(font)
+    assert "--font-file" not in plan(options(), ProcessorSettings()).gource_args
+
+
+def test_a_missing_font_file_is_a_configuration_error() -> None:
+    with pytest.raises(ValidationError, match="no such font file"):
+        ProcessorSettings(font_file=Path("/nonexistent/font.ttf"))
+
+
+def test_a_title_is_one_argv_element_whatever_it_says() -> None:
+    title = "--load-config /etc/passwd $(touch /tmp/x)"
+
+    args = plan(options(**{"--title": title}), ProcessorSettings()).gource_args
+
+    assert flag(args, "--title") == title
+    assert "--load-config" not in args
