@@ -73,6 +73,17 @@ class Delivery:
         return None if self.timestamp is None else max(0.0, time.time() - self.timestamp)
 
 
+def _properties(headers: dict[str, Any] | None = None, kind: str | None = None) -> pika.BasicProperties:
+    """Every message this project publishes: persistent JSON, stamped with when."""
+    return pika.BasicProperties(
+        content_type=JSON,
+        delivery_mode=PERSISTENT,
+        headers=headers or None,
+        type=kind,
+        timestamp=int(time.time()),
+    )
+
+
 def _server_version(connection: pika.BlockingConnection) -> tuple[int, ...]:
     raw = connection._impl.server_properties.get("version", b"0")
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
@@ -115,15 +126,18 @@ class Broker:
         self._busy_tag: str | None = None
 
     # connection ----------------------------------------------------------------------------
-    def _open(self) -> tuple[pika.BlockingConnection, BlockingChannel, Topology]:
-        retrying = Retrying(
+    def retrying(self) -> Retrying:
+        """Back-off for anything that needs the broker back: up to CONNECT_TIMEOUT."""
+        return Retrying(
             retry=retry_if_exception_type(BrokerUnavailable),
             wait=wait_exponential(multiplier=0.5, max=10),
             stop=stop_after_delay(self.settings.connect_timeout),
             before_sleep=before_sleep_log(log, logging.WARNING),
             reraise=True,
         )
-        return retrying(self._open_once)
+
+    def _open(self) -> tuple[pika.BlockingConnection, BlockingChannel, Topology]:
+        return self.retrying()(self._open_once)
 
     def _open_once(self) -> tuple[pika.BlockingConnection, BlockingChannel, Topology]:
         try:
@@ -228,14 +242,8 @@ class Broker:
     def _publish(
         self, exchange: str, routing_key: str, body: bytes, headers: dict[str, Any] | None = None
     ) -> None:
-        props = pika.BasicProperties(
-            content_type=JSON,
-            delivery_mode=PERSISTENT,
-            headers=headers or None,
-            timestamp=int(time.time()),
-        )
         with self._boundary():
-            self.channel.basic_publish(exchange, routing_key, body, props, mandatory=True)
+            self.channel.basic_publish(exchange, routing_key, body, _properties(headers), mandatory=True)
 
     def publish_result(self, event_body: bytes, batch_id: str | None = None) -> None:
         """One result event on the fan-out exchange, confirmed; routed on by its batch id."""
@@ -360,11 +368,10 @@ class Broker:
 
     def publish_manifest(self, batch_id: str, body: bytes) -> None:
         """What the batch holds, into its own queue (not to other result consumers), confirmed."""
-        props = pika.BasicProperties(
-            content_type=JSON, delivery_mode=PERSISTENT, type=MANIFEST, timestamp=int(time.time())
-        )
         with self._boundary():
-            self.channel.basic_publish("", self.topology.batch_queue(batch_id), body, props, mandatory=True)
+            self.channel.basic_publish(
+                "", self.topology.batch_queue(batch_id), body, _properties(kind=MANIFEST), mandatory=True
+            )
 
     def read_batch(self, batch_id: str, tick: float = 0.5) -> Generator[BatchMessage | None, None, None]:
         """Every message of the batch's queue, old ones first, then new ones as they come.
@@ -521,22 +528,13 @@ class Publisher:
             on_commit(self._commit(queue, batch))
 
     def _commit(self, queue: str, batch: list[bytes]) -> int:
-        retrying = Retrying(
-            retry=retry_if_exception_type(BrokerUnavailable),
-            wait=wait_exponential(multiplier=0.5, max=10),
-            stop=stop_after_delay(self._broker.settings.connect_timeout),
-            before_sleep=before_sleep_log(log, logging.WARNING),
-            reraise=True,
-        )
-        for attempt in retrying:
+        for attempt in self._broker.retrying():
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     self._broker.reconnect()
                 with self._broker._boundary():
                     channel = self._tx_channel()
-                    props = pika.BasicProperties(
-                        content_type=JSON, delivery_mode=PERSISTENT, timestamp=int(time.time())
-                    )
+                    props = _properties()
                     for body in batch:
                         channel.basic_publish("", queue, body, props)
                     channel.tx_commit()

@@ -149,9 +149,10 @@ def fetch_log(
     ]  # fmt: skip
     if host is not None:
         addresses = resolve(url, host, settings.git_allowed_networks)
-        if transport(url) in ("http", "https"):
+        scheme = transport(url)
+        if scheme in ("http", "https"):
             # Pin what was checked, so a second DNS answer cannot point git elsewhere.
-            port = urlsplit(url).port or (443 if transport(url) == "https" else 80)
+            port = urlsplit(url).port or (443 if scheme == "https" else 80)
             options += ["-c", f"http.curloptResolve={host}:{port}:{','.join(addresses)}"]
     repo, log_path = workdir / "repo.git", workdir / "gource.log"
     env = _git_env(workdir, allowed)

@@ -22,7 +22,7 @@ from processor.contract import RenderRequest, Timings
 from processor.git import fetch_log
 from processor.render import plan, render
 from processor.settings import ProcessorSettings
-from processor.storage import FINGERPRINT, FileStorage, S3Storage
+from processor.storage import FINGERPRINT, Storage
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +49,17 @@ def fingerprint(request: RenderRequest, gource_args: list[str]) -> str:
 def produce(
     request: RenderRequest,
     settings: ProcessorSettings,
-    storage: S3Storage | FileStorage,
+    storage: Storage,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> Produced:
     """Render `request` and store the video; skip the work if it is already stored."""
     render_plan = plan(request.gource, settings)
     key = storage.key_for(request.video_id)
     mark = fingerprint(request, render_plan.gource_args)
-    http_url = storage.http_url_for(key) if isinstance(storage, S3Storage) else None
+    http_url = storage.http_url_for(key)
     if storage.fingerprint_of(key) == mark:
         log.info("video already stored for this request; not rendering again")
-        url = storage.url_for(key) if isinstance(storage, S3Storage) else (storage.root / key).as_uri()
-        return Produced(key, url, http_url, skipped=True)
+        return Produced(key, storage.url_for(key), http_url, skipped=True)
 
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix=f"{request.video_id}.", dir=settings.work_dir)

@@ -54,6 +54,12 @@ class Storage(Protocol):
 
     def key_for(self, video_id: str) -> str: ...
 
+    def url_for(self, key: str) -> str:
+        """Where the video of `key` is, as the result event reports it."""
+
+    def http_url_for(self, key: str) -> str | None:
+        """An HTTP link to it, where the store has one."""
+
     def fingerprint_of(self, key: str) -> str | None:
         """The fingerprint stored with an existing video, or None if there is none."""
 
@@ -99,7 +105,7 @@ class S3Storage:
     def url_for(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def http_url_for(self, key: str) -> str:
+    def http_url_for(self, key: str) -> str | None:
         return f"{self.client.meta.endpoint_url}/{self.bucket}/{quote(key)}"
 
     def fingerprint_of(self, key: str) -> str | None:
@@ -154,6 +160,12 @@ class FileStorage:
     def key_for(self, video_id: str) -> str:
         return _join("", video_id)
 
+    def url_for(self, key: str) -> str:
+        return (self.root / key).as_uri()
+
+    def http_url_for(self, key: str) -> str | None:
+        return None
+
     def _meta(self, key: str) -> Path:
         return self.root / f".{key}.fingerprint"
 
@@ -172,10 +184,10 @@ class FileStorage:
         except OSError as exc:
             temp.unlink(missing_ok=True)
             raise StorageUnavailable(f"writing {target}: {exc}") from exc
-        return Stored(key, target.as_uri(), target.stat().st_size)
+        return Stored(key, self.url_for(key), target.stat().st_size)
 
 
-def open_storage(output_url: str) -> S3Storage | FileStorage:
+def open_storage(output_url: str) -> Storage:
     parts = urlsplit(output_url)
     if parts.scheme == "s3":
         return S3Storage(parts.netloc, parts.path.strip("/"))
