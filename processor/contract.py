@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     StrictBool,
     ValidationError,
+    model_validator,
 )
 
 from processor.errors import InvalidRequest
@@ -85,6 +86,10 @@ class GourceOptions(BaseModel):
     resolution: Resolution | None = None
     start_date: GourceDate | None = Field(None, alias="--start-date")
     stop_date: GourceDate | None = Field(None, alias="--stop-date")
+    # Fractions of the whole history (0 = first commit, 1 = last), as the production
+    # backend sent them in `renderOptions.start` / `renderOptions.stop`.
+    start_position: float | None = Field(None, alias="--start-position", ge=0, lt=1)
+    stop_position: float | None = Field(None, alias="--stop-position", gt=0, le=1)
     stop_at_time: float | None = Field(None, alias="--stop-at-time", gt=0, le=86400)
     seconds_per_day: float | None = Field(None, alias="--seconds-per-day", gt=0, le=86400)
     key: StrictBool | None = Field(None, alias="--key")
@@ -94,6 +99,13 @@ class GourceOptions(BaseModel):
     bloom_multiplier: float | None = Field(None, alias="--bloom-multiplier", ge=0, le=10)
     bloom_intensity: float | None = Field(None, alias="--bloom-intensity", ge=0, le=10)
     title: Title | None = Field(None, alias="--title")
+
+    @model_validator(mode="after")
+    def _positions_in_order(self) -> GourceOptions:
+        start, stop = self.start_position or 0.0, self.stop_position or 1.0
+        if start >= stop:
+            raise ValueError("--start-position must be below --stop-position")
+        return self
 
 
 class RequestType(StrEnum):

@@ -75,6 +75,8 @@ def plan(options: GourceOptions, settings: ProcessorSettings) -> RenderPlan:
     valued = [
         ("--start-date", options.start_date),
         ("--stop-date", options.stop_date),
+        ("--start-position", options.start_position),
+        ("--stop-position", options.stop_position),
         ("--time-scale", options.time_scale),
         ("--elasticity", options.elasticity),
         ("--bloom-multiplier", options.bloom_multiplier),

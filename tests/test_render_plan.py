@@ -72,3 +72,12 @@ def test_a_title_is_one_argv_element_whatever_it_says() -> None:
 
     assert flag(args, "--title") == title
     assert "--load-config" not in args
+
+
+def test_start_and_stop_positions_reach_gource_in_order_or_are_refused() -> None:
+    rendered = plan(options(**{"--start-position": 0.2, "--stop-position": 0.9}), ProcessorSettings())
+
+    assert flag(rendered.gource_args, "--start-position") == "0.2"
+    assert flag(rendered.gource_args, "--stop-position") == "0.9"
+    with pytest.raises(ValidationError, match="below --stop-position"):
+        options(**{"--start-position": 0.9, "--stop-position": 0.2})
