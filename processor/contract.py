@@ -1,8 +1,9 @@
 """The wire format: render requests in, result events out. The one schema both sides use.
 
-Requests come from external producers in the camelCase form of the earlier "gource
-wizard" service, so that form is accepted verbatim; the snake_case spelling of the same
-fields is accepted too. Gource options are user input: only the allow-listed keys below
+Requests come from external producers, so three spellings of the same request are
+accepted verbatim: the camelCase draft of the earlier "gource wizard" service (`type`,
+`gource` with gource's own flag names), its snake_case twin, and the form its production
+backend actually sent (`renderType`, `renderOptions` with camelCase names, `token`). Gource options are user input: only the allow-listed keys below
 exist, each typed and bounded; nothing here can name a file, a command or an endless run.
 Operator ceilings (which depend on settings) are applied by the renderer, not here.
 """
@@ -16,18 +17,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     StrictBool,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
-from processor.errors import InvalidRequest
+from processor.errors import InvalidRequest, RepositoryRejected
+from processor.git import transport
 from processor.settings import Framerate, parse_resolution, redact
 
 MAX_BODY_BYTES = 64 * 1024
@@ -77,6 +83,15 @@ GourceDate = Annotated[str, AfterValidator(_date)]
 Title = Annotated[str, Field(max_length=200), AfterValidator(_title)]
 VideoId = Annotated[str, Field(pattern=VIDEO_ID.pattern)]
 
+# What a dead-lettered body holds instead of the request's token (see README).
+REDACTED = "[redacted]"
+
+
+def _option(flag: str, production: str, **bounds: Any) -> Any:
+    """A gource option named by its flag (the wire form, `gource`) or by the production
+    backend's camelCase name (`renderOptions`); both lead to the same bounds."""
+    return Field(None, alias=flag, validation_alias=AliasChoices(flag, production), **bounds)
+
 
 class GourceOptions(BaseModel):
     """The allow-list: every gource option a request may set, with its bounds."""
@@ -84,21 +99,21 @@ class GourceOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     resolution: Resolution | None = None
-    start_date: GourceDate | None = Field(None, alias="--start-date")
-    stop_date: GourceDate | None = Field(None, alias="--stop-date")
+    start_date: GourceDate | None = _option("--start-date", "startDate")
+    stop_date: GourceDate | None = _option("--stop-date", "stopDate")
     # Fractions of the whole history (0 = first commit, 1 = last), as the production
     # backend sent them in `renderOptions.start` / `renderOptions.stop`.
-    start_position: float | None = Field(None, alias="--start-position", ge=0, lt=1)
-    stop_position: float | None = Field(None, alias="--stop-position", gt=0, le=1)
-    stop_at_time: float | None = Field(None, alias="--stop-at-time", gt=0, le=86400)
-    seconds_per_day: float | None = Field(None, alias="--seconds-per-day", gt=0, le=86400)
-    key: StrictBool | None = Field(None, alias="--key")
-    time_scale: float | None = Field(None, alias="--time-scale", gt=0, le=4)
-    elasticity: float | None = Field(None, alias="--elasticity", ge=0, le=10)
-    output_framerate: Framerate | None = Field(None, alias="--output-framerate")
-    bloom_multiplier: float | None = Field(None, alias="--bloom-multiplier", ge=0, le=10)
-    bloom_intensity: float | None = Field(None, alias="--bloom-intensity", ge=0, le=10)
-    title: Title | None = Field(None, alias="--title")
+    start_position: float | None = _option("--start-position", "start", ge=0, lt=1)
+    stop_position: float | None = _option("--stop-position", "stop", gt=0, le=1)
+    stop_at_time: float | None = _option("--stop-at-time", "stopAtTime", gt=0, le=86400)
+    seconds_per_day: float | None = _option("--seconds-per-day", "secondsPerDay", gt=0, le=86400)
+    key: StrictBool | None = _option("--key", "key")
+    time_scale: float | None = _option("--time-scale", "timeScale", gt=0, le=4)
+    elasticity: float | None = _option("--elasticity", "elasticity", ge=0, le=10)
+    output_framerate: Framerate | None = _option("--output-framerate", "outputFramerate")
+    bloom_multiplier: float | None = _option("--bloom-multiplier", "bloomMultiplier", ge=0, le=10)
+    bloom_intensity: float | None = _option("--bloom-intensity", "bloomIntensity", ge=0, le=10)
+    title: Title | None = _option("--title", "title")
 
     @model_validator(mode="after")
     def _positions_in_order(self) -> GourceOptions:
@@ -117,15 +132,52 @@ class RenderRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    type: Literal[RequestType.gource] = RequestType.gource
+    type: Literal[RequestType.gource] = Field(
+        RequestType.gource, validation_alias=AliasChoices("type", "renderType")
+    )
     repo_url: str = Field(alias="repoURL", min_length=1, max_length=2048)
     video_id: VideoId = Field(default_factory=lambda: str(uuid.uuid4()), alias="videoId")
     batch_id: VideoId | None = Field(None, alias="batchId")
-    gource: GourceOptions = Field(default_factory=GourceOptions)
+    gource: GourceOptions = Field(
+        default_factory=GourceOptions, validation_alias=AliasChoices("gource", "renderOptions")
+    )
+    # The user's access token for a private repository: a secret from here on (its repr is
+    # `**********`), sent to the git server only, as HTTP basic auth over https.
+    token: SecretStr | None = Field(None, max_length=4096)
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value  # the backend sent "GOURCE"
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # the backend sent "" for public repositories
+        if not value.get_secret_value().isprintable():
+            raise ValueError("the token must be printable text")
+        return value
+
+    @model_validator(mode="after")
+    def _token_over_https_only(self) -> RenderRequest:
+        if self.token is not None:
+            try:
+                scheme = transport(self.repo_url)
+            except RepositoryRejected:
+                scheme = "no transport"
+            if scheme != "https":
+                raise ValueError(f"a token is sent over https only, and repoURL uses {scheme!r}")
+            if "@" in urlsplit(self.repo_url).netloc:
+                raise ValueError("a token and credentials in repoURL: send one or the other")
+        return self
 
     def to_wire(self) -> bytes:
         """The camelCase form every consumer of the old service understands."""
-        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"token"})
+        if self.token is not None:
+            data["token"] = self.token.get_secret_value()
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _snake_to_wire(data: dict[str, Any]) -> dict[str, Any]:
@@ -168,6 +220,25 @@ def parse_request(body: bytes | str | dict[str, Any], batch_id: str | None = Non
         return RenderRequest.model_validate(_snake_to_wire(data))
     except ValidationError as exc:
         raise InvalidRequest(_pointed_errors(exc)) from None
+
+
+_TOKEN = re.compile(rb'("token"\s*:\s*)"(?:[^"\\]|\\.)+"')
+
+
+def without_token(body: bytes) -> bytes:
+    """`body` with any token replaced by REDACTED: what a dead letter may keep.
+
+    The rest stays as sent, byte for byte, so a dead letter still shows what the producer
+    sent; a body that is not even JSON loses its `"token": "..."` text all the same.
+    """
+    redacted = _TOKEN.sub(rb'\1"' + REDACTED.encode() + b'"', body)
+    try:
+        data = json.loads(redacted)
+    except ValueError:
+        return redacted
+    if isinstance(data, dict) and data.get("token") not in (None, "", REDACTED):  # an escaped key, a number
+        return json.dumps({**data, "token": REDACTED}, ensure_ascii=False).encode()
+    return redacted
 
 
 @dataclass(frozen=True)

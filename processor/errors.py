@@ -31,6 +31,12 @@ class RepositoryRejected(PermanentError):
     reason = "repository-rejected"
 
 
+class AuthenticationFailed(PermanentError):
+    """The git server refused the request's token or the operator's credentials (401, 403)."""
+
+    reason = "auth-failed"
+
+
 class DeliveryLimitExceeded(PermanentError):
     """The request was delivered DELIVERY_LIMIT times and killed its processor each time."""
 

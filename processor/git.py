@@ -18,7 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from processor.errors import CloneFailed, RepositoryRejected
+from pydantic import SecretStr
+
+from processor.credentials import git_config_env
+from processor.errors import AuthenticationFailed, CloneFailed, RepositoryRejected
 from processor.procs import run
 from processor.settings import ProcessorSettings, redact
 
@@ -39,6 +42,12 @@ _SCP_LIKE = re.compile(r"^[^/:]+@[^/:]+:")
 _NOT_FOUND = re.compile(
     r"not found|does not exist|does not appear to be a git repository|Could not read from remote|"
     r"Repository not found|returned error: 404",
+    re.IGNORECASE,
+)
+# 401/403, or a 401 git had no credentials for (it may not prompt: GIT_TERMINAL_PROMPT=0).
+_AUTH_FAILED = re.compile(
+    r"Authentication failed|could not read (?:Username|Password)|returned error: 40[13]\b|"
+    r"terminal prompts disabled",
     re.IGNORECASE,
 )
 _REDIRECTED = re.compile(r"returned error: 30[1278]\b")
@@ -135,8 +144,13 @@ def fetch_log(
     workdir: Path,
     settings: ProcessorSettings,
     cancelled: Callable[[], bool] = lambda: False,
+    token: SecretStr | None = None,
 ) -> Path:
-    """Clone `url` bare and blobless into `workdir`, write gource's log there, return its path."""
+    """Clone `url` bare and blobless into `workdir`, write gource's log there, return its path.
+
+    `token` is the request's own credential for `url`; without one, the operator's
+    GIT_CREDENTIALS_FILE is offered for whatever host asks.
+    """
     allowed = settings.git_allowed_protocols
     host = check_url(url, allowed)
     options = [
@@ -175,7 +189,8 @@ def fetch_log(
         url,
         str(repo),
     ]
-    result = run(clone, env=env, timeout=settings.clone_timeout, cancelled=cancelled, abort_if=too_big)
+    clone_env = {**env, **git_config_env(url, token, settings)}
+    result = run(clone, env=clone_env, timeout=settings.clone_timeout, cancelled=cancelled, abort_if=too_big)
     if result.cancelled:
         raise CloneFailed("git clone was stopped: the processor is shutting down")
     if result.aborted:
@@ -184,6 +199,10 @@ def fetch_log(
         raise CloneFailed(f"git clone did not finish within CLONE_TIMEOUT={settings.clone_timeout:g} s")
     if result.returncode != 0:
         message = " ".join(redact(result.stderr).split())[-500:] or f"git clone exited {result.returncode}"
+        if token is not None:
+            message = message.replace(token.get_secret_value(), "***")
+        if _AUTH_FAILED.search(message):
+            raise AuthenticationFailed(f"the git server refused the credentials: {message}")
         if _NOT_FOUND.search(message):
             raise RepositoryRejected(f"repository not found: {message}")
         if _REDIRECTED.search(message) and not settings.git_follow_redirects:

@@ -67,7 +67,7 @@ def produce(
     try:
         work = Path(workdir)
         started = time.monotonic()
-        log_path = fetch_log(request.repo_url, work, settings, cancelled)
+        log_path = fetch_log(request.repo_url, work, settings, cancelled, request.token)
         timings.clone = round(time.monotonic() - started, 3)
         metrics.CLONE_SECONDS.observe(timings.clone)
         log.info("cloned in %.1f s", timings.clone)

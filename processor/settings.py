@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import re
 import sys
 from enum import StrEnum
@@ -168,6 +169,28 @@ class ProcessorSettings(BrokerSettings):
     git_follow_redirects: bool = Field(
         False, description="Let git follow an HTTP redirect on the first request (it may lead elsewhere)."
     )
+    git_token_username: str = Field(
+        "x-access-token",
+        pattern=r"^[^:\s]{1,100}$",
+        description=(
+            "User name sent with a request's `token` (HTTP basic auth); GitHub and Gitea take "
+            "x-access-token, GitLab oauth2."
+        ),
+    )
+    git_credentials_file: Path | None = Field(
+        None,
+        description=(
+            "git-credentials file (https://user:token@host per line, mounted from a Secret) for "
+            "requests that bring no token of their own; read, never written."
+        ),
+    )
+    git_ca_bundle: Path | None = Field(
+        None,
+        description=(
+            "PEM file of the certificate authorities git trusts for https, instead of the "
+            "system's (an internal GitLab or Gitea behind a private CA)."
+        ),
+    )
     max_repo_mb: int = Field(
         1024, ge=1, description="Largest blobless clone, in MiB, before the clone is stopped."
     )
@@ -262,6 +285,22 @@ class ProcessorSettings(BrokerSettings):
     def _font_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError(f"no such font file: {value}")
+        return value
+
+    @field_validator("git_credentials_file", "git_ca_bundle")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        if not value.is_file() or not os.access(value, os.R_OK):
+            raise ValueError(f"no readable file at {value}")
+        return value.resolve()
+
+    @field_validator("git_ca_bundle")
+    @classmethod
+    def _pem(cls, value: Path | None) -> Path | None:
+        if value is not None and b"-----BEGIN CERTIFICATE-----" not in value.read_bytes():
+            raise ValueError(f"{value} holds no PEM certificate")
         return value
 
     @field_validator("output_url")

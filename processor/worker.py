@@ -16,13 +16,13 @@ import socket
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import FrameType
 
 from processor import metrics, procs
 from processor.broker import Broker, Delivery
-from processor.contract import RenderRequest, ResultEvent, State, Subject, parse_request
+from processor.contract import RenderRequest, ResultEvent, State, Subject, parse_request, without_token
 from processor.errors import (
     EXIT_CONFIGURATION,
     EXIT_INTERRUPTED,
@@ -276,7 +276,8 @@ class Processor:
         event = self._event(subject, delivery, received)
         event.state, event.error, event.reason = State.failed, _describe(exc), reason
         broker.publish_result(event.to_wire(), event.batch_id)
-        broker.dead_letter(delivery, reason, _describe(exc))
+        # The dead letter keeps the body as sent, but never a token (README: dead letters).
+        broker.dead_letter(replace(delivery, body=without_token(delivery.body)), reason, _describe(exc))
         metrics.settled("failed")
         self.tally.dead_lettered += 1
 
