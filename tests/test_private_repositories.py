@@ -1,0 +1,181 @@
+"""Private repositories (issue 11): a user's token, an operator's credentials, a private CA.
+
+A real HTTPS git server on 127.0.0.1 (`git http-backend` behind basic auth, with a
+certificate from a CA the test makes and hands to the processor as GIT_CA_BUNDLE) holds a
+private repository. Real processors render from it through the real broker into S3; the
+tests then look everywhere a user, an operator or another tenant could look for the token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from git_server import PrivateGitHost, make_certificates
+from support import ROOT, Pipeline, git, probe
+
+from processor.contract import REDACTED
+
+RIGHT = "gho_R1ghtT0ken0f4User8d2e5f7a9b1c3d5e7f9a1b3c"
+WRONG = "gho_Wr0ngT0ken7e6d5c4b3a2918f7e6d5c4b3a29180"
+OPERATOR = "glpat-0per4torSecretF0rTheWh0leH0st"
+SECRETS = (RIGHT, WRONG, OPERATOR)
+
+
+@pytest.fixture
+def private_host(sample_repo: Path, tmp_path: Path) -> Iterator[tuple[PrivateGitHost, Path]]:
+    """The server, with `private.git` for the users x-access-token, oauth2 and ci-bot; and its CA."""
+    pki, root = tmp_path / "pki", tmp_path / "private-host"
+    pki.mkdir()
+    root.mkdir()
+    certificates = make_certificates(pki)
+    git(root, "clone", "-q", "--bare", str(sample_repo), "private.git")
+    git(root / "private.git", "config", "uploadpack.allowFilter", "true")
+    accounts = {"x-access-token": RIGHT, "oauth2": RIGHT, "ci-bot": OPERATOR}
+    host = PrivateGitHost(root, certificates, accounts)
+    yield host, certificates[0]
+    host.close()
+
+
+def production(url: str, video_id: str, token: str | None) -> bytes:
+    """The production backend's message, as it sent it."""
+    return json.dumps(
+        {
+            "renderType": "GOURCE",
+            "repoURL": url,
+            "videoId": video_id,
+            "token": token or "",
+            "renderOptions": {"start": 0.2, "stop": 0.9, "key": True, "elasticity": 1.5,
+                              "bloomMultiplier": 1.2, "bloomIntensity": 0.8, "title": "My project"},
+        }  # fmt: skip
+    ).encode()
+
+
+def run(pipeline: Pipeline, bodies: list[bytes], **env: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Publish, drain with one processor; (events by videoId, dead letters by videoId)."""
+    for body in bodies:
+        pipeline.publish_raw(body)
+    assert pipeline.process(timeout=240, **env) == [0]
+    events = {e["videoId"]: e for e in pipeline.results()}
+    dead = {body["videoId"]: (headers, body) for headers, body in pipeline.dead()}
+    return events, dead
+
+
+def assert_secrets_nowhere(pipeline: Pipeline, events: dict[str, Any], dead: dict[str, Any]) -> None:
+    """Not in an event, a dead letter (headers or body), object metadata, or any file left."""
+    seen = json.dumps(events) + repr(dead)
+    for key in pipeline.objects():
+        seen += repr(pipeline.s3.head_object(Bucket=pipeline.bucket, Key=key)["Metadata"])
+    files = [p for p in pipeline.workdir.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("processor-") for p in files)  # the logs are among them
+    for secret in SECRETS:
+        assert secret not in seen
+        assert not [p for p in files if secret.encode() in p.read_bytes()]
+
+
+@pytest.mark.slow
+def test_a_users_token_renders_their_private_repository_and_a_refused_token_fails_at_once(
+    pipeline: Pipeline, private_host: tuple[PrivateGitHost, Path], sample_repo: Path
+) -> None:
+    host, ca = private_host
+    bodies = [
+        production(host.url("private.git"), "right-token", RIGHT),
+        production(host.url("private.git"), "wrong-token", WRONG),
+        production(host.url("private.git"), "no-token", None),
+        production(host.url("private.git", scheme="http"), "token-over-http", RIGHT),
+        production(sample_repo.as_uri(), "token-over-file", RIGHT),
+    ]
+
+    events, dead = run(
+        pipeline,
+        bodies,
+        GIT_ALLOWED_PROTOCOLS="https,http,file",  # the token, not the allow-list, refuses http and file
+        GIT_ALLOWED_NETWORKS="127.0.0.1/32",
+        GIT_CA_BUNDLE=ca,
+        MAX_ATTEMPTS=3,
+    )
+
+    assert list(pipeline.objects()) == ["videos/right-token.mp4"]
+    assert probe(pipeline.download("videos/right-token.mp4"))["streams"][0]["codec_name"] == "h264"
+    assert events["right-token"]["state"] == "succeeded"
+    expected = {
+        "wrong-token": ("auth-failed", "the git server refused the credentials"),
+        "no-token": ("auth-failed", "the git server refused the credentials"),
+        "token-over-http": ("invalid-request", "a token is sent over https only, and repoURL uses 'http'"),
+        "token-over-file": ("invalid-request", "a token is sent over https only, and repoURL uses 'file'"),
+    }
+    assert sorted(dead) == sorted(expected)
+    for video_id, (reason, error) in expected.items():
+        headers, body = dead[video_id]
+        assert (video_id, headers["x-reason"], headers["x-attempts"]) == (video_id, reason, 1)  # no retries
+        assert error in headers["x-error"]
+        assert (events[video_id]["state"], events[video_id]["reason"]) == ("failed", reason)
+        assert error in events[video_id]["error"]
+        # the dead letter is the producer's message, less the token
+        assert body["renderOptions"]["title"] == "My project"
+        assert body["token"] == ("" if video_id == "no-token" else REDACTED)
+    # the right token went to the server as basic auth for x-access-token; never in an argv
+    assert set(host.authenticated) == {"x-access-token"}
+    assert host.argv_leaks == []
+    assert_secrets_nowhere(pipeline, events, dead)
+
+
+@pytest.mark.slow
+def test_operator_credentials_clone_private_repositories_for_requests_without_a_token(
+    pipeline: Pipeline, private_host: tuple[PrivateGitHost, Path], tmp_path: Path
+) -> None:
+    host, ca = private_host
+    credentials = tmp_path / "git-credentials"
+    credentials.write_text(f"https://ci-bot:{OPERATOR}@127.0.0.1:{host.port}\n")
+    before = credentials.read_bytes()
+    url = host.url("private.git")
+    bodies = [
+        json.dumps({"type": "gource", "repoURL": url, "videoId": "scheduled"}).encode(),
+        production(url, "gitlab-user", RIGHT),
+        production(url, "wrong-token", WRONG),
+    ]
+
+    events, dead = run(
+        pipeline,
+        bodies,
+        GIT_ALLOWED_PROTOCOLS="https",
+        GIT_ALLOWED_NETWORKS="127.0.0.1/32",
+        GIT_CA_BUNDLE=ca,
+        GIT_CREDENTIALS_FILE=credentials,
+        GIT_TOKEN_USERNAME="oauth2",
+    )
+
+    assert sorted(pipeline.objects()) == ["videos/gitlab-user.mp4", "videos/scheduled.mp4"]
+    # a request's token is its only credential: the operator's are not tried in its place
+    assert list(dead) == ["wrong-token"]
+    assert events["wrong-token"]["reason"] == "auth-failed"
+    assert set(host.authenticated) == {"ci-bot", "oauth2"}
+    assert credentials.read_bytes() == before  # read, never rewritten or erased
+    assert host.argv_leaks == []
+    assert_secrets_nowhere(pipeline, events, dead)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "complaint"),
+    [
+        ("GIT_CA_BUNDLE", "/nonexistent/ca.pem", "GIT_CA_BUNDLE: no readable file at /nonexistent/ca.pem"),
+        ("GIT_CA_BUNDLE", str(ROOT / "README.md"), "holds no PEM certificate"),
+        ("GIT_CREDENTIALS_FILE", "/nonexistent/creds", "GIT_CREDENTIALS_FILE: no readable file"),
+        ("GIT_TOKEN_USERNAME", "a:b", "GIT_TOKEN_USERNAME: String should match pattern"),
+    ],
+)
+def test_a_missing_credentials_file_or_ca_bundle_stops_the_processor_at_start_up(
+    setting: str, value: str, complaint: str
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), setting: value}
+    result = subprocess.run(
+        [sys.executable, "-m", "processor"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 78
+    assert complaint in result.stderr
