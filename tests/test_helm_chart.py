@@ -453,3 +453,36 @@ def test_notes_tell_the_user_how_to_follow_the_run() -> None:
     assert "logs -f" in notes
     assert "get jobs" in notes
     assert "processor stats" in notes
+
+
+def test_private_repository_credentials_and_ca_are_mounted_read_only_where_the_settings_say() -> None:
+    objects = render(kp.CHART / "ci" / "private-repos-values.yaml")
+    config = settings_config(objects)["data"]
+    assert config["GIT_TOKEN_USERNAME"] == "oauth2"
+    assert config["GIT_ALLOWED_NETWORKS"] == "10.20.0.0/16"
+    files = {"git-credentials": config["GIT_CREDENTIALS_FILE"], "ca": config["GIT_CA_BUNDLE"]}
+    sources = {"git-credentials": ("secret", "secretName", "gource-batch-git-credentials"),
+               "ca": ("configMap", "name", "internal-ca")}  # fmt: skip
+    specs = kp.job_specs(objects, "processor")
+    assert specs
+    for label, spec in specs:
+        pod = spec["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        (container,) = pod["containers"]
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        for name, path in files.items():
+            kind, field, source = sources[name]
+            folder, _, file = path.rpartition("/")
+            assert volumes[name][kind][field] == source, label
+            assert [item["path"] for item in volumes[name][kind]["items"]] == [file], label
+            assert (mounts[name]["mountPath"], mounts[name]["readOnly"]) == (folder, True), label
+
+
+def test_no_credentials_are_mounted_unless_asked_for() -> None:
+    objects = render()
+    config = settings_config(objects)["data"]
+    assert "GIT_CREDENTIALS_FILE" not in config
+    assert "GIT_CA_BUNDLE" not in config
+    for label, spec in kp.job_specs(objects, "processor"):
+        names = {v["name"] for v in spec["template"]["spec"]["volumes"]}
+        assert names == {"tmp", "work"}, label

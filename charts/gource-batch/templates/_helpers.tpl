@@ -218,6 +218,16 @@ template:
             mountPath: /tmp
           - name: work
             mountPath: /tmp/gource-batch
+          {{- if .Values.git.credentials.existingSecret }}
+          - name: git-credentials
+            mountPath: /etc/gource-batch/git-credentials
+            readOnly: true
+          {{- end }}
+          {{- if .Values.git.caBundle.existingConfigMap }}
+          - name: ca
+            mountPath: /etc/gource-batch/ca
+            readOnly: true
+          {{- end }}
     volumes:
       - name: tmp
         emptyDir:
@@ -225,6 +235,29 @@ template:
       - name: work
         emptyDir:
           sizeLimit: {{ .Values.processor.workDirSizeLimit }}
+      {{- with .Values.git.credentials }}
+      {{- if .existingSecret }}
+      # GIT_CREDENTIALS_FILE: readable by the processor's group only, never written.
+      - name: git-credentials
+        secret:
+          secretName: {{ .existingSecret }}
+          defaultMode: 0440
+          items:
+            - key: {{ .key }}
+              path: {{ .key }}
+      {{- end }}
+      {{- end }}
+      {{- with .Values.git.caBundle }}
+      {{- if .existingConfigMap }}
+      # GIT_CA_BUNDLE: the certificate authorities git trusts for https.
+      - name: ca
+        configMap:
+          name: {{ .existingConfigMap }}
+          items:
+            - key: {{ .key }}
+              path: {{ .key }}
+      {{- end }}
+      {{- end }}
     {{- with .Values.processor.nodeSelector }}
     nodeSelector:
       {{- toYaml . | nindent 6 }}
