@@ -132,6 +132,22 @@ def test_the_processor_work_directory_is_a_size_limited_empty_dir() -> None:
     assert mounts["/tmp"]["sizeLimit"]
 
 
+def test_private_repository_credentials_and_ca_are_optional_read_only_mounts_the_settings_name() -> None:
+    pod = processor_job()["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (container,) = pod["containers"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    config = (kp.MANIFESTS / "config.yaml").read_text()
+    for setting, name, kind in (
+        ("GIT_CREDENTIALS_FILE", "git-credentials", "secret"),
+        ("GIT_CA_BUNDLE", "ca", "configMap"),
+    ):
+        # commented out in config.yaml: the operator turns it on with one line
+        (path,) = re.findall(rf'^  # {setting}: "(.+)"$', config, re.MULTILINE)
+        assert volumes[name][kind]["optional"] is True
+        assert (mounts[name]["mountPath"], mounts[name]["readOnly"]) == (path.rpartition("/")[0], True)
+
+
 def test_only_the_launching_loader_gets_a_service_account_token() -> None:
     accounts = {a["metadata"]["name"]: a for a in by_kind("ServiceAccount")}
     for label, pod in kp.all_pod_specs(objects()):
