@@ -5,7 +5,7 @@ Validation that needs no broker is tested where it happens (`parse_request`, `ch
 batch next to a good request: the processor exits 0 after draining, every hostile request
 ends in the dead queue with a reason and a failure event, the good one is rendered, nothing
 a request names is executed or read, and credentials never show in logs, events or
-dead-letter headers (the dead letter's body stays the original message, as designed).
+dead-letter headers (the dead letter's body stays the original message, less any token).
 """
 
 from __future__ import annotations
