@@ -3,8 +3,9 @@
 Requests come from external producers, so three spellings of the same request are
 accepted verbatim: the camelCase draft of the earlier "gource wizard" service (`type`,
 `gource` with gource's own flag names), its snake_case twin, and the form its production
-backend actually sent (`renderType`, `renderOptions` with camelCase names, `token`). Gource options are user input: only the allow-listed keys below
-exist, each typed and bounded; nothing here can name a file, a command or an endless run.
+backend actually sent (`renderType`, `renderOptions` with camelCase names, `token`).
+Gource options are user input: only the allow-listed keys below exist, each typed and
+bounded; nothing here can name a file, a command or an endless run.
 Operator ceilings (which depend on settings) are applied by the renderer, not here.
 """
 

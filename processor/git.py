@@ -139,6 +139,22 @@ def _size(path: Path) -> int:
     return total
 
 
+def _clone_error(
+    stderr: str, returncode: int, token: SecretStr | None, settings: ProcessorSettings
+) -> Exception:
+    """What a failed clone means, said without credentials: permanent or worth a retry."""
+    message = " ".join(redact(stderr).split())[-500:] or f"git clone exited {returncode}"
+    if token is not None:
+        message = message.replace(token.get_secret_value(), "***")
+    if _AUTH_FAILED.search(message):
+        return AuthenticationFailed(f"the git server refused the credentials: {message}")
+    if _NOT_FOUND.search(message):
+        return RepositoryRejected(f"repository not found: {message}")
+    if _REDIRECTED.search(message) and not settings.git_follow_redirects:
+        return RepositoryRejected(f"redirected, and GIT_FOLLOW_REDIRECTS is off: {message}")
+    return CloneFailed(message)
+
+
 def fetch_log(
     url: str,
     workdir: Path,
@@ -198,16 +214,7 @@ def fetch_log(
     if result.timed_out:
         raise CloneFailed(f"git clone did not finish within CLONE_TIMEOUT={settings.clone_timeout:g} s")
     if result.returncode != 0:
-        message = " ".join(redact(result.stderr).split())[-500:] or f"git clone exited {result.returncode}"
-        if token is not None:
-            message = message.replace(token.get_secret_value(), "***")
-        if _AUTH_FAILED.search(message):
-            raise AuthenticationFailed(f"the git server refused the credentials: {message}")
-        if _NOT_FOUND.search(message):
-            raise RepositoryRejected(f"repository not found: {message}")
-        if _REDIRECTED.search(message) and not settings.git_follow_redirects:
-            raise RepositoryRejected(f"redirected, and GIT_FOLLOW_REDIRECTS is off: {message}")
-        raise CloneFailed(message)
+        raise _clone_error(result.stderr, result.returncode, token, settings)
     # A clone that finished between two looks at its size is measured once more here.
     oversized = too_big()
     if oversized:

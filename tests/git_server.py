@@ -81,7 +81,7 @@ class PrivateGitHost:
             def log_message(self, *_: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 host.handle(self)
 
             do_POST = do_GET  # noqa: N815

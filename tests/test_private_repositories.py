@@ -43,18 +43,14 @@ def private_host(sample_repo: Path, tmp_path: Path) -> Iterator[tuple[PrivateGit
     host.close()
 
 
+OPTIONS = {"start": 0.2, "stop": 0.9, "key": True, "elasticity": 1.5,
+           "bloomMultiplier": 1.2, "bloomIntensity": 0.8, "title": "My project"}  # fmt: skip
+
+
 def production(url: str, video_id: str, token: str | None) -> bytes:
     """The production backend's message, as it sent it."""
-    return json.dumps(
-        {
-            "renderType": "GOURCE",
-            "repoURL": url,
-            "videoId": video_id,
-            "token": token or "",
-            "renderOptions": {"start": 0.2, "stop": 0.9, "key": True, "elasticity": 1.5,
-                              "bloomMultiplier": 1.2, "bloomIntensity": 0.8, "title": "My project"},
-        }  # fmt: skip
-    ).encode()
+    message = {"renderType": "GOURCE", "repoURL": url, "videoId": video_id, "token": token or ""}
+    return json.dumps({**message, "renderOptions": OPTIONS}).encode()
 
 
 def run(pipeline: Pipeline, bodies: list[bytes], **env: Any) -> tuple[dict[str, Any], dict[str, Any]]:

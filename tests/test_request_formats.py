@@ -121,7 +121,9 @@ def test_the_production_format_keeps_the_allow_list_and_bounds(
         ("git://git.example.com/repo.git", "git"),
     ],
 )
-def test_a_token_is_refused_for_any_transport_but_https_without_being_echoed(url: str, transport: str) -> None:
+def test_a_token_is_refused_for_any_transport_but_https_without_being_echoed(
+    url: str, transport: str
+) -> None:
     with pytest.raises(InvalidRequest) as refused:
         parse_request(production(repoURL=url))
     assert f"a token is sent over https only, and repoURL uses {transport!r}" in str(refused.value)
