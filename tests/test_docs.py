@@ -23,3 +23,37 @@ def test_readme_documents_every_setting_with_its_default() -> None:
         assert table in readme, (
             f"README's {name} settings table is stale: run python scripts/settings_table.py"
         )
+
+
+def test_the_producer_snippet_in_the_readme_sends_a_request_the_processor_accepts(amqp_url: str) -> None:
+    import re
+    import uuid
+
+    import pika
+
+    from processor.contract import parse_request
+
+    readme = (ROOT / "README.md").read_text()
+    (snippet,) = [s for s in re.findall(r"```python\n(.*?)```", readme, re.S) if "basic_publish" in s]
+    queue = f"t{uuid.uuid4().hex[:10]}-producer"
+    code = snippet.replace('"amqp://user:password@rabbitmq:5672/%2F"', repr(amqp_url))
+    code = code.replace('"render"', repr(queue))
+    assert repr(queue) in code
+    assert repr(amqp_url) in code
+    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the README's own example, run as written
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        method, properties, body = channel.basic_get(queue, auto_ack=True)
+        channel.queue_delete(queue)
+    finally:
+        connection.close()
+    assert method is not None
+    assert properties.delivery_mode == 2
+    request = parse_request(body)
+    assert (request.video_id, request.gource.start_position, request.token) == (
+        "5f1d7c0e9b1e8a3f4c2d6e01",
+        0.2,
+        None,
+    )
