@@ -23,10 +23,10 @@ from loader.sources import Line, from_jsonl, from_repos
 from processor import progress
 from processor import settings as settings_module
 from processor.broker import Broker, Publisher
-from processor.contract import BatchManifest, ManifestEntry, RenderRequest
+from processor.contract import BatchManifest, ManifestEntry, RenderRequest, describe_repos
 from processor.errors import EXIT_CONFIGURATION, BrokerUnavailable, ConfigurationError
 from processor.logs import configure
-from processor.settings import LoaderSettings, Priority, redact
+from processor.settings import LoaderSettings, Priority
 
 log = logging.getLogger("loader")
 
@@ -183,7 +183,7 @@ def _load(
 
 def _record_manifest(broker: Broker, batch_id: str, loaded: list[RenderRequest]) -> None:
     """What the batch holds, for followers; commits go in order, so `loaded` is a prefix."""
-    entries = [ManifestEntry(video_id=r.video_id, repo_url=redact(r.repo_url)) for r in loaded]
+    entries = [ManifestEntry(video_id=r.video_id, repo_url=describe_repos(r.repos)) for r in loaded]
     manifest = BatchManifest(batch_id=batch_id, loaded_at=datetime.now(UTC), requests=entries)
     try:
         broker.publish_manifest(batch_id, manifest.to_wire())

@@ -31,6 +31,10 @@ class RepositoryRejected(PermanentError):
     reason = "repository-rejected"
 
 
+class EmptyRepository(RepositoryRejected):
+    """The repository has no commits: nothing of it can be shown."""
+
+
 class DeliveryLimitExceeded(PermanentError):
     """The request was delivered DELIVERY_LIMIT times and killed its processor each time."""
 
