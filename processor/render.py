@@ -83,7 +83,8 @@ def plan(
         "--stop-at-end",
         "--disable-input",
         "--no-vsync",
-        "--hide", "mouse,progress",
+        # Several repositories: their names tell the story, thousands of file names do not.
+        "--hide", "mouse,progress,filenames" if label_repositories else "mouse,progress",
     ]  # fmt: skip
     if settings.font_file is not None:  # the operator's choice, never the request's
         args += ["--font-file", str(settings.font_file)]
