@@ -133,7 +133,9 @@ class RenderRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_or_several_repositories(self) -> RenderRequest:
-        if (self.repo_url is None) == (self.repo_urls is None):
+        if self.repo_url is None and self.repo_urls is None:
+            raise ValueError("repoURL: Field required (or repoURLs, a list of repositories)")
+        if self.repo_url is not None and self.repo_urls is not None:
             raise ValueError("give either repoURL (one repository) or repoURLs (several), not both")
         return self
 

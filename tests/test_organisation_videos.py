@@ -93,9 +93,10 @@ def several(urls: list[str], video_id: str, **extra: Any) -> str:
 # the request, no broker -------------------------------------------------------------------------
 def test_a_request_names_one_repository_or_a_list_never_both_nor_neither() -> None:
     both = {"repoURL": "https://example.com/a.git", "repoURLs": ["https://example.com/b.git"]}
-    for body in (both, {"videoId": "v"}):
-        with pytest.raises(InvalidRequest, match="give either repoURL"):
-            parse_request(body)
+    with pytest.raises(InvalidRequest, match="give either repoURL .* or repoURLs .*, not both"):
+        parse_request(both)
+    with pytest.raises(InvalidRequest, match=re.escape("repoURL: Field required (or repoURLs")):
+        parse_request({"videoId": "v"})
     snake = parse_request({"repo_urls": ["https://example.com/a.git", "https://example.com/b.git"]})
     assert snake.repos == ("https://example.com/a.git", "https://example.com/b.git")
     assert parse_request({"repoURL": "https://example.com/a.git"}).repos == ("https://example.com/a.git",)
@@ -288,7 +289,7 @@ def test_the_loader_sends_a_repository_list_as_one_video_with_its_release_tags_a
     assert "api: v1.0" in seen, seen
     assert "api: v2.0" in seen, seen
     assert "api: --help" in seen, seen  # a caption, not an option
-    assert "xxxxxxxxxx…" in seen or "xxxxxxxxxx..." in seen, seen  # the 10 kB name, cut short
+    assert re.search(r"[xXkK]{20}", seen), seen  # the 10 kB name is text too (cut to 80, wider than the frame)
     assert not list(tmp_path.rglob("pwned*"))
     assert list((pipeline.workdir / "work").iterdir()) == []
 
