@@ -93,7 +93,7 @@ def several(urls: list[str], video_id: str, **extra: Any) -> str:
 # the request, no broker -------------------------------------------------------------------------
 def test_a_request_names_one_repository_or_a_list_never_both_nor_neither() -> None:
     both = {"repoURL": "https://example.com/a.git", "repoURLs": ["https://example.com/b.git"]}
-    with pytest.raises(InvalidRequest, match="give either repoURL .* or repoURLs .*, not both"):
+    with pytest.raises(InvalidRequest, match=r"give either repoURL .* or repoURLs .*, not both"):
         parse_request(both)
     with pytest.raises(InvalidRequest, match=re.escape("repoURL: Field required (or repoURLs")):
         parse_request({"videoId": "v"})
@@ -289,7 +289,7 @@ def test_the_loader_sends_a_repository_list_as_one_video_with_its_release_tags_a
     assert "api: v1.0" in seen, seen
     assert "api: v2.0" in seen, seen
     assert "api: --help" in seen, seen  # a caption, not an option
-    assert re.search(r"[xXkK]{20}", seen), seen  # the 10 kB name is text too (cut to 80, wider than the frame)
+    assert re.search(r"[xXkK]{20}", seen), seen  # the 10 kB name: text, cut to 80 (wider than a frame)
     assert not list(tmp_path.rglob("pwned*"))
     assert list((pipeline.workdir / "work").iterdir()) == []
 
@@ -326,3 +326,30 @@ def test_a_repository_that_fails_fails_the_video_and_names_itself(pipeline: Pipe
         assert len(event["repoURLs"]) >= 2
     assert "MAX_HISTORY_CHANGES=20" in events["too-long"]["error"]
     assert list(pipeline.objects()) == ["videos/control.mp4"]  # no partial video
+
+
+def test_a_repos_file_loads_a_request_per_repository_or_with_together_one_for_all(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    listed = tmp_path / "repos.txt"
+    listed.write_text("# acme\nhttps://github.com/acme/api.git\n\n  https://github.com/acme/web.git\n")
+
+    separate = pipeline.load("--repos-file", str(listed))
+    together = pipeline.load("--repo", "https://github.com/acme/docs.git", "--repos-file", str(listed),
+                             "--together", "--video-id", "acme-2024", "--captions", "tags")  # fmt: skip
+    misused = pipeline.load("--repos-file", str(listed), "--video-id", "acme-2024")
+
+    assert "loaded 2, skipped 0, failed 0" in separate.stdout
+    assert "loaded 1, skipped 0, failed 0" in together.stdout
+    assert misused.returncode == 2
+    assert "--video-id names the one video of --together" in misused.stderr
+    bodies = [body for _, body in pipeline.drain(pipeline.base)]
+    assert [b.get("repoURL") for b in bodies[:2]] == [
+        "https://github.com/acme/api.git", "https://github.com/acme/web.git",
+    ]  # fmt: skip
+    assert bodies[2]["videoId"] == "acme-2024"
+    assert bodies[2]["captions"] == "tags"
+    assert bodies[2]["repoURLs"] == [
+        "https://github.com/acme/docs.git", "https://github.com/acme/api.git", "https://github.com/acme/web.git",
+    ]  # fmt: skip
+    assert "repoURL" not in bodies[2]
