@@ -224,7 +224,7 @@ def _drain_events(base: str) -> dict[str, dict[str, Any]]:
     channel = connection.channel()
     events = {}
     while True:
-        method, _, body = channel.basic_get(Topology(base).results_queue, auto_ack=True)
+        method, _, body = channel.basic_get(Topology(base, quorum=True).results_queue, auto_ack=True)
         if method is None:
             break
         event = json.loads(body)
@@ -263,7 +263,8 @@ def bench_organisation(work: Path, seconds: int, resolution: str, framerate: int
         env = {**os.environ, **S3_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint,
                "AMQP_URL": AMQP_URL, "RENDER_QUEUE": base, "OUTPUT_URL": f"s3://{base}/videos",
                "GIT_ALLOWED_PROTOCOLS": "file", "IDLE_TIMEOUT": "0.5", "POLL_INTERVAL": "0.2",
-               "MAX_VIDEO_SECONDS": str(seconds), "LOG_FORMAT": "json", "WORK_DIR": str(work / "proc"),
+               "MAX_VIDEO_SECONDS": str(seconds), "VIDEO_SECONDS": str(seconds), "LOG_FORMAT": "json",
+               "WORK_DIR": str(work / "proc"),
                "METRICS_PORT": "0"}  # fmt: skip
         import boto3
 
