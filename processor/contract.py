@@ -228,11 +228,11 @@ class Subject:
             return None
 
         urls = data.get("repoURLs", data.get("repo_urls"))
-        several = [u for u in urls if isinstance(u, str)][:3] if isinstance(urls, list) else []
+        several = [u[:256] for u in urls if isinstance(u, str)] if isinstance(urls, list) else []
         single = text("repoURL", "repo_url")
         return cls(
             text("videoId", "video_id") or "unknown",
-            redact(single) if single else describe_repos([u[:256] for u in several]),
+            redact(single) if single else describe_repos(several),
             text("batchId", "batch_id"),
         )
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from processor.contract import RenderRequest
-from processor.errors import EmptyRepository, GourceBatchError, RepositoryRejected
+from processor.errors import CloneFailed, EmptyRepository, GourceBatchError, RepositoryRejected
 from processor.git import check_url, fetch_log, tag_dates
 from processor.settings import ProcessorSettings, redact
 
@@ -133,6 +133,8 @@ def gather(
     total = 0
     parts = []
     for number, repository in enumerate(repositories, 1):
+        if cancelled():
+            raise CloneFailed("fetching stopped: the processor is shutting down")
         folder = work / f"repo-{number}"
         folder.mkdir()
         with _naming(number, len(repositories), repository):

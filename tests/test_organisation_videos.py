@@ -19,7 +19,7 @@ import pytest
 from support import Pipeline, git, require
 
 from processor.captions import MAX_CAPTION_CHARS, clean, spread, write_caption_file
-from processor.contract import MAX_REPO_URLS, parse_request
+from processor.contract import MAX_REPO_URLS, Subject, parse_request
 from processor.errors import InvalidRequest, RepositoryRejected
 from processor.history import directory_names, fetch_history
 from processor.job import fingerprint
@@ -119,6 +119,14 @@ def test_a_repository_list_is_bounded_and_each_url_checked_like_a_single_one(
     with pytest.raises(InvalidRequest) as refused:
         parse_request({"repoURLs": urls})
     assert complaint in str(refused.value)
+
+
+def test_a_refused_repository_list_is_still_named_without_its_credentials() -> None:
+    urls = [f"https://bot:s3cret@example.com/{n}.git" for n in range(MAX_REPO_URLS + 1)]
+    body = json.dumps({"videoId": "too-many", "repoURLs": urls}).encode()
+    with pytest.raises(InvalidRequest):
+        parse_request(body)
+    assert Subject.guessed_from(body).repo_url == f"https://***@example.com/0.git and {MAX_REPO_URLS} more"
 
 
 def test_captions_are_tags_or_off_and_nothing_names_a_caption_file() -> None:
