@@ -15,6 +15,7 @@ import heapq
 import re
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,15 +169,11 @@ def gather(
     return merged, repositories
 
 
-class _naming:  # noqa: N801 - used as a context manager: `with _naming(...)`
-    """Re-raise an error of one repository with its name, number and URL in the message."""
-
-    def __init__(self, number: int, count: int, repository: Repository):
-        self.prefix = f"repository {number} of {count} ({repository.name}, {redact(repository.url)})"
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
-        if isinstance(exc, GourceBatchError):
-            raise type(exc)(f"{self.prefix}: {exc}") from exc
+@contextmanager
+def _naming(number: int, count: int, repository: Repository) -> Iterator[None]:
+    """Re-raise an error of one repository with its number, name and URL in the message."""
+    try:
+        yield
+    except GourceBatchError as exc:
+        where = f"repository {number} of {count} ({repository.name}, {redact(repository.url)})"
+        raise type(exc)(f"{where}: {exc}") from exc
