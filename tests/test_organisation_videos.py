@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Pipeline, git, require
+from support import ROOT, Pipeline, git, require
 
 from processor.captions import MAX_CAPTION_CHARS, clean, spread, write_caption_file
 from processor.contract import MAX_REPO_URLS, Subject, parse_request
@@ -26,7 +26,17 @@ from processor.job import fingerprint
 from processor.render import plan
 from processor.settings import ProcessorSettings
 
+# What git carries in a tag name; control characters and `../x` it refuses to fetch at all
+# (tested on the caption text itself above).
 HOSTILE_TAGS = ["--help", "x" * 10_000, "$(touch${IFS}pwned-tag)", "rel\u202eease"]
+
+
+def assert_nothing_ran(*places: Path) -> None:
+    """A shell would have made `pwned-tag` in the working directory of the process."""
+    assert not (Path.cwd() / "pwned-tag").exists()
+    assert not (ROOT / "pwned-tag").exists()
+    for place in places:
+        assert not list(place.rglob("pwned*")), place
 
 
 def make_repo(path: Path, authors: list[str], days: list[str], tags: dict[str, int] | None = None) -> Path:
@@ -226,7 +236,7 @@ def test_histories_merge_in_time_order_each_under_its_repository_with_its_tags(t
     assert captions["app: v2.0"] - captions["app: v1.0"] == 4 * 86400 + 6 * 3600  # tagger date, commit date
     assert {f"app: {name}" for name in HOSTILE_TAGS} <= set(captions)
     assert sorted(p.name for p in work.iterdir()) == ["merged.log"]  # no clone is left behind
-    assert not list(tmp_path.rglob("pwned*"))
+    assert_nothing_ran(tmp_path)
 
 
 def test_a_repository_that_cannot_be_fetched_is_named_before_anything_is_cloned(tmp_path: Path) -> None:
@@ -298,7 +308,7 @@ def test_the_loader_sends_a_repository_list_as_one_video_with_its_release_tags_a
     assert "api: v2.0" in seen, seen
     assert "api: --help" in seen, seen  # a caption, not an option
     assert re.search(r"[xXkK]{20}", seen), seen  # the 10 kB name: text, cut to 80 (wider than a frame)
-    assert not list(tmp_path.rglob("pwned*"))
+    assert_nothing_ran(tmp_path)
     assert list((pipeline.workdir / "work").iterdir()) == []
 
 
