@@ -5,6 +5,8 @@
 2. Render: one request through a real processor (load -> clone -> render -> S3 upload ->
    result event) vs the bare `git log` + `gource | ffmpeg` pipeline run by hand with the
    same options on the same repository; plus the processor's peak memory.
+3. Organisation video: one request merging five repositories into one video against five
+   single-repository requests whose videos add up to the same length, through one processor.
 
 Ratios measured in one run are what to compare: this machine is shared and noisy.
 """
@@ -217,6 +219,82 @@ def bench_render(work: Path, seconds: int, resolution: str, framerate: int) -> N
           f"{peak[1] / 1024:.0f} MiB")  # fmt: skip
 
 
+def _drain_events(base: str) -> dict[str, dict[str, Any]]:
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    channel = connection.channel()
+    events = {}
+    while True:
+        method, _, body = channel.basic_get(Topology(base, quorum=True).results_queue, auto_ack=True)
+        if method is None:
+            break
+        event = json.loads(body)
+        events[event["videoId"]] = event
+    topology = Topology(base, quorum=True)
+    for queue in [
+        *topology.work_queues,
+        topology.dead_queue,
+        topology.results_queue,
+        *topology.marker_queues,
+    ]:
+        channel.queue_delete(queue)
+    for exchange in (topology.results_exchange, topology.batch_exchange, f"{base}.retry"):
+        channel.exchange_delete(exchange)
+    connection.close()
+    return events
+
+
+def bench_organisation(work: Path, seconds: int, resolution: str, framerate: int, count: int = 5) -> None:
+    """One video of `seconds` from `count` repositories vs `count` videos of seconds/count each."""
+    repos = [make_sample_repo(work / f"org-{n}" / f"repo-{n}") for n in range(count)]
+    days = 11  # the sample repository's history: one commit a day, 2024-01-01 to 01-11
+    single_seconds = seconds / count
+
+    def options(length: float) -> dict[str, Any]:
+        return {"resolution": resolution, "--output-framerate": framerate,
+                "--stop-at-time": length, "--seconds-per-day": length / days}  # fmt: skip
+
+    lines = [json.dumps({"type": "gource", "repoURLs": [r.as_uri() for r in repos], "videoId": "org",
+                         "gource": options(seconds)})]  # fmt: skip
+    for n, repo in enumerate(repos):
+        single = {"type": "gource", "repoURL": repo.as_uri(), "videoId": f"single-{n}"}
+        lines.append(json.dumps({**single, "gource": options(single_seconds)}))
+    with s3_server(work / "moto-org.log") as endpoint:
+        base = f"bench{uuid.uuid4().hex[:8]}"
+        env = {**os.environ, **S3_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint,
+               "AMQP_URL": AMQP_URL, "RENDER_QUEUE": base, "OUTPUT_URL": f"s3://{base}/videos",
+               "GIT_ALLOWED_PROTOCOLS": "file", "IDLE_TIMEOUT": "0.5", "POLL_INTERVAL": "0.2",
+               "MAX_VIDEO_SECONDS": str(seconds), "VIDEO_SECONDS": str(seconds), "LOG_FORMAT": "json",
+               "WORK_DIR": str(work / "proc"),
+               "METRICS_PORT": "0"}  # fmt: skip
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                     aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket=base)  # fmt: skip
+        subprocess.run([sys.executable, "-m", "loader", "--file", "-"], input="\n".join(lines), text=True,
+                       env=env, check=True, capture_output=True, cwd=ROOT)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "processor"], env=env, cwd=ROOT, check=True, capture_output=True
+        )
+        events = _drain_events(base)
+    if len(events) != count + 1 or any(e["state"] != "succeeded" for e in events.values()):
+        sys.exit(f"not every request was rendered: {events}")
+
+    def phase(event: dict[str, Any], name: str) -> float:
+        return float(event["timings"].get(name) or 0)
+
+    org = events.pop("org")
+    singles = list(events.values())
+    print(f"organisation video: {count} sample repositories, {resolution}@{framerate}")
+    for label, group in ((f"one {seconds:g} s video of all {count}", [org]),
+                         (f"{count} single videos of {single_seconds:g} s", singles)):  # fmt: skip
+        length = sum(float(e["video"]["duration"]) for e in group)
+        clone, render, total = (sum(phase(e, p) for e in group) for p in ("clone", "render", "total"))
+        print(f"  {label:<34}: {length:5.1f} s of video; clone {clone:5.2f} s, render {render:6.2f} s, "
+              f"request total {total:6.2f} s")  # fmt: skip
+    ratio = phase(org, "total") / sum(phase(e, "total") for e in singles)
+    print(f"  organisation video / sum of singles (request totals): {ratio:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -228,12 +306,15 @@ def main() -> None:
     parser.add_argument("--framerate", type=int, default=30)
     parser.add_argument("--skip-loader", action="store_true")
     parser.add_argument("--skip-render", action="store_true")
+    parser.add_argument("--skip-organisation", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_loader:
             bench_loader(args.requests, args.rounds, Path(tmp))
         if not args.skip_render:
             bench_render(Path(tmp), args.seconds, args.resolution, args.framerate)
+        if not args.skip_organisation:
+            bench_organisation(Path(tmp), args.seconds, args.resolution, args.framerate)
 
 
 if __name__ == "__main__":

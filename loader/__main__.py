@@ -19,14 +19,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from loader.sources import Line, from_jsonl, from_repos
+from loader.sources import Line, from_jsonl, from_repos, read_repos_file, together
 from processor import progress
 from processor import settings as settings_module
 from processor.broker import Broker, Publisher
-from processor.contract import BatchManifest, ManifestEntry, RenderRequest
+from processor.contract import BatchManifest, ManifestEntry, RenderRequest, describe_repos
 from processor.errors import EXIT_CONFIGURATION, BrokerUnavailable, ConfigurationError
 from processor.logs import configure
-from processor.settings import LoaderSettings, Priority, redact
+from processor.settings import LoaderSettings, Priority
 
 log = logging.getLogger("loader")
 
@@ -57,6 +57,19 @@ def _parser() -> argparse.ArgumentParser:
         "--repo", action="append", default=[], metavar="URL", help="a repository to render (repeatable)"
     )
     parser.add_argument(
+        "--repos-file", action="append", default=[], metavar="PATH",
+        help="repository URLs, one a line (# comments); '-' reads stdin (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--together", action="store_true",
+        help="render every --repo and --repos-file repository into ONE video (an organisation video)",
+    )  # fmt: skip
+    parser.add_argument("--video-id", default=None, help="with --together: the video's id (default: new)")
+    parser.add_argument(
+        "--captions", choices=["tags", "off"], default=None,
+        help="for --repo/--repos-file requests: release tags as captions (default: CAPTIONS)",
+    )  # fmt: skip
+    parser.add_argument(
         "--file", action="append", default=[], metavar="PATH",
         help="JSON Lines of render requests in the wire format; '-' reads stdin (repeatable)",
     )  # fmt: skip
@@ -84,7 +97,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _read(args: argparse.Namespace, batch_id: str) -> list[Line]:
-    lines = list(from_repos(args.repo, batch_id))
+    urls = list(args.repo)
+    for path in args.repos_file:
+        urls.extend(read_repos_file(path))
+    fields = {"captions": args.captions} if args.captions else {}
+    if args.together:
+        lines = [together(urls, batch_id, **fields, **({"videoId": args.video_id} if args.video_id else {}))]
+    else:
+        lines = list(from_repos(urls, batch_id, **fields))
     for path in args.file:
         lines.extend(from_jsonl(path, batch_id))
     return lines
@@ -95,8 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = settings_module.load(LoaderSettings, args)
     configure(settings.log_format, settings.log_level)
-    if not args.repo and not args.file:
-        parser.error("nothing to load: give --repo URL or --file PATH")
+    if not args.repo and not args.repos_file and not args.file:
+        parser.error("nothing to load: give --repo URL, --repos-file PATH or --file PATH")
+    if (args.together or args.video_id) and not (args.repo or args.repos_file):
+        parser.error("--together and --video-id combine the --repo and --repos-file repositories: give some")
+    if args.video_id and not args.together:
+        parser.error("--video-id names the one video of --together")
     if args.wait and settings.batch_ttl == 0:
         parser.error("--wait follows the batch's progress queue, which BATCH_TTL=0 turns off")
     if args.wait_timeout is not None and args.wait_timeout <= 0:
@@ -183,7 +207,7 @@ def _load(
 
 def _record_manifest(broker: Broker, batch_id: str, loaded: list[RenderRequest]) -> None:
     """What the batch holds, for followers; commits go in order, so `loaded` is a prefix."""
-    entries = [ManifestEntry(video_id=r.video_id, repo_url=redact(r.repo_url)) for r in loaded]
+    entries = [ManifestEntry(video_id=r.video_id, repo_url=describe_repos(r.repos)) for r in loaded]
     manifest = BatchManifest(batch_id=batch_id, loaded_at=datetime.now(UTC), requests=entries)
     try:
         broker.publish_manifest(batch_id, manifest.to_wire())

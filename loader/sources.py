@@ -1,4 +1,4 @@
-"""Where requests come from: `--repo` arguments and JSON Lines files (or stdin)."""
+"""Where requests come from: `--repo` arguments, repository lists, JSON Lines files (or stdin)."""
 
 from __future__ import annotations
 
@@ -32,9 +32,24 @@ def _validated(source: str, number: int, item: str | dict[str, object], batch_id
         return Line(source, number, error=str(exc))
 
 
-def from_repos(urls: Iterable[str], batch_id: str) -> Iterator[Line]:
+def from_repos(urls: Iterable[str], batch_id: str, **fields: str) -> Iterator[Line]:
     for number, url in enumerate(urls, 1):
-        yield _validated("--repo", number, {"type": "gource", "repoURL": url}, batch_id)
+        yield _validated("--repo", number, {"type": "gource", "repoURL": url, **fields}, batch_id)
+
+
+def together(urls: list[str], batch_id: str, **fields: str) -> Line:
+    """One request that renders every repository of `urls` into one video (an organisation's)."""
+    return _validated("--together", 1, {"type": "gource", "repoURLs": urls, **fields}, batch_id)
+
+
+def read_repos_file(path: str) -> list[str]:
+    """Repository URLs, one a line; blank lines and lines starting with # are passed over."""
+    stream = sys.stdin if path == "-" else Path(path).open(encoding="utf-8")  # noqa: SIM115
+    try:
+        return [text.strip() for text in stream if text.strip() and not text.lstrip().startswith("#")]
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
 
 
 def from_jsonl(path: str, batch_id: str) -> Iterator[Line]:

@@ -38,6 +38,9 @@ from processor.git import transport
 from processor.settings import Framerate, parse_resolution, redact
 
 MAX_BODY_BYTES = 64 * 1024
+# The schema's own ceiling on a repository list; MAX_REPOS_PER_VIDEO (an operator setting,
+# applied by the processor) is usually lower.
+MAX_REPO_URLS = 100
 MAX_WIDTH, MAX_HEIGHT = 3840, 2160
 MIN_SIDE = 64
 
@@ -80,6 +83,7 @@ def _title(value: str) -> str:
 
 
 Resolution = Annotated[str, AfterValidator(_resolution)]
+RepoURL = Annotated[str, Field(min_length=1, max_length=2048)]
 GourceDate = Annotated[str, AfterValidator(_date)]
 Title = Annotated[str, Field(max_length=200), AfterValidator(_title)]
 VideoId = Annotated[str, Field(pattern=VIDEO_ID.pattern)]
@@ -136,12 +140,16 @@ class RenderRequest(BaseModel):
     type: Literal[RequestType.gource] = Field(
         RequestType.gource, validation_alias=AliasChoices("type", "renderType")
     )
-    repo_url: str = Field(alias="repoURL", min_length=1, max_length=2048)
+    # Exactly one of the two: one repository, or several merged into one video.
+    repo_url: RepoURL | None = Field(None, alias="repoURL")
+    repo_urls: list[RepoURL] | None = Field(None, alias="repoURLs", min_length=1, max_length=MAX_REPO_URLS)
     video_id: VideoId = Field(default_factory=lambda: str(uuid.uuid4()), alias="videoId")
     batch_id: VideoId | None = Field(None, alias="batchId")
     gource: GourceOptions = Field(
         default_factory=GourceOptions, validation_alias=AliasChoices("gource", "renderOptions")
     )
+    # "tags": every release tag as a caption at its date; "off"; unset: the CAPTIONS default.
+    captions: Literal["tags", "off"] | None = None
     # The user's access token for a private repository: a secret from here on (its repr is
     # `**********`), sent to the git server only, as HTTP basic auth over https.
     token: SecretStr | None = Field(None, max_length=4096)
@@ -161,17 +169,32 @@ class RenderRequest(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _one_or_several_repositories(self) -> RenderRequest:
+        if self.repo_url is None and self.repo_urls is None:
+            raise ValueError("repoURL: Field required (or repoURLs, a list of repositories)")
+        if self.repo_url is not None and self.repo_urls is not None:
+            raise ValueError("give either repoURL (one repository) or repoURLs (several), not both")
+        return self
+
+    @model_validator(mode="after")
     def _token_over_https_only(self) -> RenderRequest:
-        if self.token is not None:
+        if self.token is None:
+            return self
+        for url in self.repos:
             try:
-                scheme = transport(self.repo_url)
+                scheme = transport(url)
             except RepositoryRejected:
                 scheme = "no transport"
             if scheme != "https":
                 raise ValueError(f"a token is sent over https only, and repoURL uses {scheme!r}")
-            if "@" in urlsplit(self.repo_url).netloc:
+            if "@" in urlsplit(url).netloc:
                 raise ValueError("a token and credentials in repoURL: send one or the other")
         return self
+
+    @property
+    def repos(self) -> tuple[str, ...]:
+        """Every repository of the video, in the order given."""
+        return tuple(self.repo_urls) if self.repo_urls is not None else (str(self.repo_url),)
 
     def to_wire(self) -> bytes:
         """The camelCase form every consumer of the old service understands."""
@@ -179,6 +202,12 @@ class RenderRequest(BaseModel):
         if self.token is not None:
             data["token"] = self.token.get_secret_value()
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def describe_repos(urls: tuple[str, ...] | list[str]) -> str:
+    """One line naming a video's repositories (credentials removed), for events and logs."""
+    first = redact(urls[0]) if urls else "unknown"
+    return first if len(urls) <= 1 else f"{first} and {len(urls) - 1} more"
 
 
 def _snake_to_wire(data: dict[str, Any]) -> dict[str, Any]:
@@ -249,10 +278,12 @@ class Subject:
     video_id: str
     repo_url: str
     batch_id: str | None = None
+    repo_urls: tuple[str, ...] | None = None  # redacted, for a several-repository request
 
     @classmethod
     def of(cls, request: RenderRequest) -> Subject:
-        return cls(request.video_id, redact(request.repo_url), request.batch_id)
+        several = tuple(redact(url) for url in request.repo_urls) if request.repo_urls else None
+        return cls(request.video_id, describe_repos(request.repos), request.batch_id, several)
 
     @classmethod
     def guessed_from(cls, body: bytes) -> Subject:
@@ -270,9 +301,12 @@ class Subject:
                     return value
             return None
 
+        urls = data.get("repoURLs", data.get("repo_urls"))
+        several = [u[:256] for u in urls if isinstance(u, str)] if isinstance(urls, list) else []
+        single = text("repoURL", "repo_url")
         return cls(
             text("videoId", "video_id") or "unknown",
-            redact(text("repoURL", "repo_url") or "unknown"),
+            redact(single) if single else describe_repos(several),
             text("batchId", "batch_id"),
         )
 
@@ -302,6 +336,7 @@ class ResultEvent(BaseModel):
     video_id: str = Field(alias="videoId")
     batch_id: str | None = Field(None, alias="batchId")
     repo_url: str = Field(alias="repoURL")
+    repo_urls: list[str] | None = Field(None, alias="repoURLs")
     state: State
     url: str | None = None
     http_url: str | None = Field(None, alias="httpUrl")
@@ -315,6 +350,8 @@ class ResultEvent(BaseModel):
     finished_at: datetime | None = Field(None, alias="finishedAt")
     timings: Timings = Field(default_factory=Timings)
     video: dict[str, Any] | None = None
+    # Per repository of the video: its directory name in the video, commits, tags.
+    repositories: list[dict[str, Any]] | None = None
 
     def to_wire(self) -> bytes:
         return self.model_dump_json(by_alias=True, exclude_none=True).encode()

@@ -37,6 +37,10 @@ class AuthenticationFailed(PermanentError):
     reason = "auth-failed"
 
 
+class EmptyRepository(RepositoryRejected):
+    """The repository has no commits: nothing of it can be shown."""
+
+
 class DeliveryLimitExceeded(PermanentError):
     """The request was delivered DELIVERY_LIMIT times and killed its processor each time."""
 

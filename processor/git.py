@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from processor.credentials import git_config_env
-from processor.errors import AuthenticationFailed, CloneFailed, RepositoryRejected
+from processor.errors import AuthenticationFailed, CloneFailed, EmptyRepository, RepositoryRejected
 from processor.procs import run
 from processor.settings import ProcessorSettings, redact
 
@@ -161,11 +161,14 @@ def fetch_log(
     settings: ProcessorSettings,
     cancelled: Callable[[], bool] = lambda: False,
     token: SecretStr | None = None,
+    *,
+    tags: bool = False,
 ) -> Path:
     """Clone `url` bare and blobless into `workdir`, write gource's log there, return its path.
 
     `token` is the request's own credential for `url`; without one, the operator's
-    GIT_CREDENTIALS_FILE is offered for whatever host asks.
+    GIT_CREDENTIALS_FILE is offered for whatever host asks. With `tags`, the clone keeps the
+    repository's tags (see `tag_dates`); still no blobs.
     """
     allowed = settings.git_allowed_protocols
     host = check_url(url, allowed)
@@ -199,7 +202,7 @@ def fetch_log(
         "clone",
         "--bare",
         "--filter=blob:none",
-        "--no-tags",
+        *([] if tags else ["--no-tags"]),
         "--quiet",
         "--",
         url,
@@ -231,8 +234,33 @@ def fetch_log(
     if log.returncode != 0:
         stderr = log.stderr.decode(errors="replace")
         if "does not have any commits" in stderr or "bad default revision" in stderr:
-            raise RepositoryRejected("the repository is empty: nothing to render")
+            raise EmptyRepository("the repository is empty: nothing to render")
         raise CloneFailed(" ".join(redact(stderr).split())[-500:] or f"git log exited {log.returncode}")
     if log_path.stat().st_size == 0:
-        raise RepositoryRejected("the repository has no commits to render")
+        raise EmptyRepository("the repository has no commits to render")
     return log_path
+
+
+def tag_dates(workdir: Path, settings: ProcessorSettings) -> list[tuple[int, str]]:
+    """(unix time, name) of each tag in the clone `fetch_log(..., tags=True)` left in `workdir`.
+
+    The date is the tagger's for an annotated tag, its commit's for a lightweight one. Names
+    are whatever the remote sent (git drops the malformed): untrusted text.
+    """
+    result = subprocess.run(
+        ["git", "--git-dir", str(workdir / "repo.git"), "for-each-ref",
+         "--format=%(creatordate:unix) %(refname)", "refs/tags"],
+        env=_git_env(workdir, settings.git_allowed_protocols),
+        capture_output=True, timeout=settings.clone_timeout, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        stderr = result.stderr.decode(errors="replace")
+        raise CloneFailed(
+            " ".join(redact(stderr).split())[-500:] or f"git for-each-ref exited {result.returncode}"
+        )
+    found = []
+    for line in result.stdout.decode(errors="replace").splitlines():
+        stamp, _, ref = line.partition(" ")
+        if stamp.isdigit() and ref.startswith("refs/tags/"):
+            found.append((int(stamp), ref.removeprefix("refs/tags/")))
+    return found

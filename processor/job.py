@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from processor import metrics
+from processor.captions import write_caption_file
 from processor.contract import RenderRequest, Timings
-from processor.git import fetch_log
+from processor.history import fetch_history
 from processor.render import plan, render
 from processor.settings import ProcessorSettings
 from processor.storage import FINGERPRINT, Storage
@@ -38,11 +39,13 @@ class Produced:
     timings: Timings = field(default_factory=Timings)
     video: dict[str, object] | None = None
     size: int = 0
+    repositories: list[dict[str, object]] | None = None
 
 
 def fingerprint(request: RenderRequest, gource_args: list[str]) -> str:
-    """Same repository, same effective options: the same video."""
-    canonical = json.dumps([request.repo_url, gource_args], separators=(",", ":"))
+    """Same repositories in the same order, same effective options: the same video."""
+    repos = request.repo_url if request.repo_urls is None else list(request.repo_urls)
+    canonical = json.dumps([repos, gource_args], separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -53,7 +56,15 @@ def produce(
     cancelled: Callable[[], bool] = lambda: False,
 ) -> Produced:
     """Render `request` and store the video; skip the work if it is already stored."""
-    render_plan = plan(request.gource, settings)
+    captions = (request.captions or settings.captions) == "tags"
+    several = request.repo_urls is not None
+    render_plan = plan(
+        request.gource,
+        settings,
+        "custom" if several else "git",
+        captions=captions,
+        label_repositories=several,
+    )
     key = storage.key_for(request.video_id)
     mark = fingerprint(request, render_plan.gource_args)
     http_url = storage.http_url_for(key)
@@ -67,13 +78,18 @@ def produce(
     try:
         work = Path(workdir)
         started = time.monotonic()
-        log_path = fetch_log(request.repo_url, work, settings, cancelled, request.token)
+        history = fetch_history(request, work, settings, cancelled, tags=captions)
+        caption_file = work / "captions.txt" if captions else None
+        if caption_file is not None:
+            log.info("%d release tag(s) as captions", write_caption_file(caption_file, history.tags))
         timings.clone = round(time.monotonic() - started, 3)
         metrics.CLONE_SECONDS.observe(timings.clone)
         log.info("cloned in %.1f s", timings.clone)
 
         started = time.monotonic()
-        info = render(log_path, render_plan, work / "video.mp4", settings, cancelled)
+        info = render(
+            history.log, render_plan, work / "video.mp4", settings, cancelled, caption_file=caption_file
+        )
         timings.render = round(time.monotonic() - started, 3)
         metrics.RENDER_SECONDS.observe(timings.render)
         log.info(
@@ -90,6 +106,7 @@ def produce(
         metrics.UPLOAD_SECONDS.observe(timings.upload)
         metrics.UPLOADED_BYTES.inc(stored.size)
         log.info("stored %s (%d bytes) in %.1f s", stored.url, stored.size, timings.upload)
-        return Produced(key, stored.url, http_url, False, timings, info.as_dict(), stored.size)
+        repositories = [r.as_dict() for r in history.repositories] if history.repositories else None
+        return Produced(key, stored.url, http_url, False, timings, info.as_dict(), stored.size, repositories)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from processor.contract import GourceOptions
 from processor.errors import RenderFailed, RenderTimeout
@@ -30,6 +31,8 @@ class RenderPlan:
     framerate: int
     seconds: float
     gource_args: list[str]
+    log_format: Literal["git", "custom"] = "git"
+    captions: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,20 @@ class VideoInfo:
         return dict(self.__dict__)
 
 
-def plan(options: GourceOptions, settings: ProcessorSettings) -> RenderPlan:
-    """Map an allow-listed request onto gource argv, clamped to the operator's ceilings."""
+def plan(
+    options: GourceOptions,
+    settings: ProcessorSettings,
+    log_format: Literal["git", "custom"] = "git",
+    *,
+    captions: bool = False,
+    label_repositories: bool = False,
+) -> RenderPlan:
+    """Map an allow-listed request onto gource argv, clamped to the operator's ceilings.
+
+    `log_format` is the log gource reads: git's, or the custom one of a merged history
+    (processor/history.py), whose top-level directories `label_repositories` names on
+    screen. `captions` sizes the captions of the processor's own caption file.
+    """
     max_w, max_h = parse_resolution(settings.max_resolution)
     width, height = parse_resolution(options.resolution or settings.resolution)
     if width > max_w or height > max_h:
@@ -68,7 +83,8 @@ def plan(options: GourceOptions, settings: ProcessorSettings) -> RenderPlan:
         "--stop-at-end",
         "--disable-input",
         "--no-vsync",
-        "--hide", "mouse,progress",
+        # Several repositories: their names tell the story, thousands of file names do not.
+        "--hide", "mouse,progress,filenames" if label_repositories else "mouse,progress",
     ]  # fmt: skip
     if settings.font_file is not None:  # the operator's choice, never the request's
         args += ["--font-file", str(settings.font_file)]
@@ -89,7 +105,12 @@ def plan(options: GourceOptions, settings: ProcessorSettings) -> RenderPlan:
             args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     if options.key:
         args.append("--key")
-    return RenderPlan(width, height, framerate, seconds, args)
+    if label_repositories:  # each top-level directory is a repository: name them, legibly
+        args += ["--dir-name-depth", "1", "--dir-font-size", str(max(11, height // 28))]
+    if captions:
+        duration = max(1.0, min(4.0, seconds / 10))
+        args += ["--caption-size", str(max(12, height // 22)), "--caption-duration", f"{duration:g}"]
+    return RenderPlan(width, height, framerate, seconds, args, log_format, captions)
 
 
 def _start_display(width: int, height: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -120,8 +141,13 @@ def render(
     output: Path,
     settings: ProcessorSettings,
     cancelled: Callable[[], bool] = lambda: False,
+    *,
+    caption_file: Path | None = None,
 ) -> VideoInfo:
-    """Render `log_path` into `output` within RENDER_TIMEOUT; check the result with ffprobe."""
+    """Render `log_path` into `output` within RENDER_TIMEOUT; check the result with ffprobe.
+
+    `caption_file` is the processor's own (processor/captions.py), never a request's.
+    """
     xvfb, display = _start_display(render_plan.width, render_plan.height)
     group = xvfb.pid
     env = {
@@ -133,10 +159,13 @@ def render(
     }
     errors = output.parent / "render.err"
     deadline = time.monotonic() + settings.render_timeout
+    argv = ["gource", "--log-format", render_plan.log_format, *render_plan.gource_args]
+    if caption_file is not None:
+        argv += ["--caption-file", str(caption_file)]
     try:
         with errors.open("wb") as err:
             gource = spawn(
-                ["gource", "--log-format", "git", *render_plan.gource_args, "-o", "-", str(log_path)],
+                [*argv, "-o", "-", str(log_path)],
                 group=group, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
             )  # fmt: skip
             if gource.stdout is None:  # pragma: no cover - Popen(stdout=PIPE) always sets it

@@ -194,6 +194,21 @@ class ProcessorSettings(BrokerSettings):
     max_repo_mb: int = Field(
         1024, ge=1, description="Largest blobless clone, in MiB, before the clone is stopped."
     )
+    max_repos_per_video: int = Field(
+        20, ge=1, le=100, description="Most repositories one request may merge into one video (`repoURLs`)."
+    )
+    max_history_changes: int = Field(
+        2_000_000,
+        ge=1,
+        description=(
+            "Most file changes (gource log lines) in the merged history of a several-repository "
+            "video; a longer one is refused, so a list of giants cannot exhaust a pod."
+        ),
+    )
+    captions: Literal["off", "tags"] = Field(
+        "off",
+        description="Default for requests that do not say: `tags` shows each release tag as a caption.",
+    )
     shutdown_grace: float = Field(
         20.0,
         gt=0,

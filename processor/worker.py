@@ -22,7 +22,15 @@ from types import FrameType
 
 from processor import metrics, procs
 from processor.broker import Broker, Delivery
-from processor.contract import RenderRequest, ResultEvent, State, Subject, parse_request, without_token
+from processor.contract import (
+    RenderRequest,
+    ResultEvent,
+    State,
+    Subject,
+    describe_repos,
+    parse_request,
+    without_token,
+)
 from processor.errors import (
     EXIT_CONFIGURATION,
     EXIT_INTERRUPTED,
@@ -161,7 +169,7 @@ class Processor:
                 self._fail(broker, delivery, exc, subject, received)
             return
         with request_context(videoId=request.video_id, batchId=request.batch_id, attempt=delivery.attempt):
-            log.info("rendering %s (%s priority)", redact(request.repo_url), delivery.priority.value)
+            log.info("rendering %s (%s priority)", describe_repos(request.repos), delivery.priority.value)
             with metrics.IN_PROGRESS.track_inprogress():
                 self._settle(broker, delivery, request, received)
 
@@ -239,6 +247,7 @@ class Processor:
         event.state = State.succeeded
         event.url, event.http_url, event.key = produced.url, produced.http_url, produced.key
         event.timings, event.video = produced.timings, produced.video
+        event.repositories = produced.repositories
         broker.publish_result(event.to_wire(), event.batch_id)
         broker.ack(delivery)
         metrics.settled("already_stored" if produced.skipped else "succeeded")
@@ -286,6 +295,7 @@ class Processor:
             video_id=subject.video_id,
             batch_id=subject.batch_id,
             repo_url=subject.repo_url,
+            repo_urls=list(subject.repo_urls) if subject.repo_urls else None,
             state=State.failed,
             attempts=delivery.attempt,
             priority=delivery.priority.value,

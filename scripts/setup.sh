@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Install everything gource-batch needs on a fresh Debian/Ubuntu machine and make sure a
 # RabbitMQ broker answers on localhost. Safe to run again: each step checks first.
-#   apt: rabbitmq-server gource ffmpeg xvfb git fonts-wqy-zenhei (CJK glyphs)   python: this project with its dev extras
+#   apt: rabbitmq-server gource ffmpeg xvfb git fonts-wqy-zenhei (CJK glyphs) tesseract-ocr (tests read frames)   python: this project with its dev extras
 #   helm: pinned, built with `go install` (scripts/install-helm.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 sudo_if_needed() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
-packages=(rabbitmq-server gource ffmpeg xvfb git fonts-wqy-zenhei)
+packages=(rabbitmq-server gource ffmpeg xvfb git fonts-wqy-zenhei tesseract-ocr)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
