@@ -53,7 +53,7 @@ def _watch(args: argparse.Namespace) -> int:
 
 def _setup_broker(args: argparse.Namespace) -> int:
     settings = settings_module.load(BrokerSettings, args)
-    configure("text" if sys.stderr.isatty() else "json", settings.log_level)
+    configure("text" if sys.stderr.isatty() else "json", "WARNING")  # what it did goes to stdout
     from processor.setup import setup_broker
 
     return setup_broker(settings, definitions=args.definitions, include_user=args.include_user,

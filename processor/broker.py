@@ -35,6 +35,16 @@ from processor.topology import RETURN_TO, Topology
 
 log = logging.getLogger(__name__)
 
+
+class _ExpectedMisses(logging.Filter):
+    """A passive declare that finds no queue is a question answered, not an incident."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "NOT_FOUND - no queue" not in record.getMessage()
+
+
+logging.getLogger("pika.channel").addFilter(_ExpectedMisses())
+
 T = TypeVar("T")
 
 PERSISTENT = pika.DeliveryMode.Persistent

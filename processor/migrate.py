@@ -3,13 +3,14 @@
 A queue's arguments cannot change without deleting it, and a producer's plain declare is
 refused (406) while they differ. For each such work queue: move every message to a
 holding queue (each publish confirmed before its original is acknowledged), delete the
-queue only if it is empty (`if_empty`, so a request published meanwhile is moved too),
-declare it plain, and move the messages back. A run that stops half-way is finished by
-the next one: whatever waits in a holding queue goes home first.
+queue, declare it plain, and move the messages back. A run that stops half-way is
+finished by the next one: whatever waits in a holding queue goes home first.
 
 Processors must not be running (their unacknowledged requests would go with the deleted
-queue); this is checked. Producers should be paused: a publish in the instant between
-delete and declare is unroutable.
+queue); this is checked. Producers must be paused: quorum queues refuse `if_empty`, so a
+request published between the last move and the delete would go with the queue (the
+delete reports it, and the command fails saying so), and one published between delete
+and declare is unroutable.
 """
 
 from __future__ import annotations
@@ -87,16 +88,12 @@ def move(connection: pika.BlockingConnection, source: str, target: str) -> int:
                 channel.close()
 
 
-def _delete_if_empty(connection: pika.BlockingConnection, queue: str) -> bool:
+def _delete(connection: pika.BlockingConnection, queue: str) -> int:
+    """Delete `queue`; how many messages went with it (quorum queues refuse `if_empty`)."""
     channel = connection.channel()
-    try:
-        channel.queue_delete(queue, if_empty=True)
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        if exc.reply_code == 406:  # a message arrived since the last move
-            return False
-        raise
+    deleted = int(channel.queue_delete(queue).method.message_count)
     channel.close()
-    return True
+    return deleted
 
 
 def _check_no_processors(connection: pika.BlockingConnection, topology: Topology) -> None:
@@ -123,16 +120,20 @@ def migrate(connection: pika.BlockingConnection, topology: Topology) -> dict[str
             channel.queue_declare(holding, durable=True, arguments=topology.internal_queue_arguments())
             channel.close()
             count = move(connection, queue, holding)
-            while not _delete_if_empty(connection, queue):
-                count += move(connection, queue, holding)
+            lost = _delete(connection, queue)
+            if lost:
+                raise ConfigurationError(
+                    f"{lost} request(s) were published to {queue} while it was being recreated and went "
+                    "with it: pause producers during --migrate"
+                )
             log.info("moved %d request(s) out of %s and deleted it", count, queue)
         if _queue(connection, holding) is not None:
             channel = connection.channel()
             channel.queue_declare(queue, durable=True, arguments=plain)
             channel.close()
             count = move(connection, holding, queue)
-            if not _delete_if_empty(connection, holding):
-                raise ConfigurationError(f"{holding} is not empty after moving its requests back; run again")
+            if _delete(connection, holding):  # nobody else publishes to it: cannot happen
+                raise ConfigurationError(f"{holding} was not empty after moving its requests back")
             log.info("recreated %s plain with its %d request(s)", queue, count)
         moved[queue] = count
     # Deleting a queue deleted its bindings (the retry exchange's): declare them again.

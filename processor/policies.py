@@ -82,14 +82,15 @@ class Management:
         return json.loads(text) if text else None
 
 
-def apply(topology: Topology, management: Management) -> dict[str, Any]:
-    """Create or update the work queues' policy; what the broker now holds."""
+def apply(topology: Topology, management: Management) -> list[dict[str, Any]]:
+    """Create or update the work queues' policies; what the broker now holds."""
     management.request("GET", "overview")
-    policy = topology.work_policy()
-    path = "policies/" + "/".join(quote(p, safe="") for p in (management.vhost, policy["name"]))
-    body = {k: policy[k] for k in ("pattern", "definition", "priority", "apply-to")}
-    management.request("PUT", path, body)
-    stored: dict[str, Any] = management.request("GET", path)
+    stored = []
+    for policy in topology.work_policies():
+        path = "policies/" + "/".join(quote(p, safe="") for p in (management.vhost, policy["name"]))
+        body = {k: policy[k] for k in ("pattern", "definition", "priority", "apply-to")}
+        management.request("PUT", path, body)
+        stored.append(management.request("GET", path))
     return stored
 
 
@@ -105,10 +106,9 @@ def definitions(topology: Topology, vhost: str, user: tuple[str, str] | None = N
     if topology.work_queue_type:
         host["default_queue_type"] = topology.work_queue_type
         host["metadata"] = {"default_queue_type": topology.work_queue_type}
-    policy = topology.work_policy()
     document: dict[str, Any] = {
         "vhosts": [host],
-        "policies": [{"vhost": vhost, **policy}],
+        "policies": [{"vhost": vhost, **policy} for policy in topology.work_policies()],
     }
     if user is not None:
         name, password = user

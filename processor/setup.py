@@ -48,7 +48,8 @@ def write_definitions(settings: BrokerSettings, path: Path, include_user: bool) 
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(document, out, indent=2)
-    print(f"wrote the policy {topology.work_policy_name} for vhost {vhost!r} to {path}")
+    names = ", ".join(p["name"] for p in document["policies"])
+    print(f"wrote the policies {names} for vhost {vhost!r} to {path}")
 
 
 def setup_broker(
@@ -74,12 +75,13 @@ def setup_broker(
     except (BrokerUnavailable, *AMQP_ERRORS) as exc:
         print(f"setup-broker: the broker is unavailable: {redact(str(exc))}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    definition = json.dumps(stored["definition"])
-    print(f"policy {stored['name']} applies to {stored['pattern']} on {management}: {definition}")
+    for policy in stored:
+        definition = json.dumps(policy["definition"])
+        print(f"policy {policy['name']} applies to {policy['pattern']} on {management}: {definition}")
     return EXIT_OK
 
 
-def _set_up(settings: BrokerSettings, management: policies.Management, migrate: bool) -> dict[str, Any]:
+def _set_up(settings: BrokerSettings, management: policies.Management, migrate: bool) -> list[dict[str, Any]]:
     broker = Broker(settings, "setup-broker")
     try:
         if migrate:

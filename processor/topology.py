@@ -133,32 +133,31 @@ class Topology:
         return {"x-queue-type": self.work_queue_type} if self.work_queue_type else {}
 
     # policies ----------------------------------------------------------------------------
-    @property
-    def work_policy_name(self) -> str:
-        return f"gource-batch.{self.base}.work"
-
-    def work_policy(self) -> dict[str, Any]:
+    def work_policies(self) -> list[dict[str, Any]]:
         """A broker-side backstop for the work queues, applied by `setup-broker`.
 
         The processor dead-letters a request that keeps killing processors itself, at
         DELIVERY_LIMIT deliveries; quorum queues stop handing it out one delivery later
         even if no processor gets to look (RabbitMQ counts `delivery-limit` > N), and send
-        it to the dead queue rather than drop it. Classic queues ignore the quorum keys.
+        it to the dead queue rather than drop it. A queue gets the highest-priority policy
+        it can take, and RabbitMQ before 3.12 (no `apply-to: quorum_queues`) gives a
+        classic queue no policy that has quorum-only keys: hence two, the quorum one first.
         """
         names = "|".join(re.escape(q) for q in self.work_queues)
-        return {
-            "name": self.work_policy_name,
-            "pattern": f"^({names})$",
-            "apply-to": "queues",
-            "priority": 10,
-            "definition": {
-                "dead-letter-exchange": "",
-                "dead-letter-routing-key": self.dead_queue,
-                "delivery-limit": self.delivery_limit,
-                "dead-letter-strategy": "at-least-once",
-                "overflow": "reject-publish",
-            },
+        common = {"dead-letter-exchange": "", "dead-letter-routing-key": self.dead_queue}
+        quorum = {
+            **common,
+            "delivery-limit": self.delivery_limit,
+            "dead-letter-strategy": "at-least-once",
+            "overflow": "reject-publish",
         }
+        name = f"gource-batch.{self.base}.work"
+        return [
+            {"name": f"{name}.quorum", "pattern": f"^({names})$", "apply-to": "queues", "priority": 11,
+             "definition": quorum},
+            {"name": name, "pattern": f"^({names})$", "apply-to": "queues", "priority": 10,
+             "definition": common},
+        ]  # fmt: skip
 
     def dead_queue_arguments(self) -> dict[str, Any]:
         args = self._durable_args()

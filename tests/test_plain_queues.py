@@ -32,21 +32,19 @@ MANAGEMENT = "http://127.0.0.1:15672"
 
 
 def request(repo: Path, video_id: str, seconds: float = 2) -> bytes:
-    return json.dumps(
-        {"type": "gource", "repoURL": repo.as_uri(), "videoId": video_id, "gource": {"--stop-at-time": seconds}}
-    ).encode()
+    body = {"type": "gource", "repoURL": repo.as_uri(), "videoId": video_id}
+    return json.dumps({**body, "gource": {"--stop-at-time": seconds}}).encode()
 
 
 def plain_producer(pipeline: Pipeline, sends: dict[str, list[bytes]]) -> None:
     """Declare each queue plainly and publish to it, as the existing producers do."""
-    connection = pika.BlockingConnection(pika.URLParameters(pipeline.amqp_url))
-    channel = connection.channel()
-    for queue, bodies in sends.items():
-        channel.queue_declare(queue, durable=True)
-        for body in bodies:
-            channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
-    assert channel.is_open  # no 406 closed it
-    connection.close()
+    with pika.BlockingConnection(pika.URLParameters(pipeline.amqp_url)) as connection:
+        channel = connection.channel()
+        for queue, bodies in sends.items():
+            channel.queue_declare(queue, durable=True)
+            for body in bodies:
+                channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
+        assert channel.is_open  # no 406 closed it
 
 
 def setup_broker(pipeline: Pipeline, *args: str, **env: Any) -> subprocess.CompletedProcess[str]:
@@ -73,8 +71,9 @@ def management(path: str, method: str = "GET") -> Any:
 def _no_policy_left_behind(pipeline: Pipeline) -> Iterator[None]:
     """setup-broker leaves a policy on the shared broker: remove this test's."""
     yield
-    with contextlib.suppress(urllib.error.URLError):
-        management(f"policies/%2F/{quote(f'gource-batch.{pipeline.base}.work', safe='')}", method="DELETE")
+    for suffix in ("work", "work.quorum"):
+        with contextlib.suppress(urllib.error.URLError):
+            management(f"policies/%2F/gource-batch.{pipeline.base}.{suffix}", method="DELETE")
 
 
 def rendered(pipeline: Pipeline) -> set[str]:
@@ -113,11 +112,11 @@ def test_a_plain_producer_declaring_after_a_running_processor_gets_no_channel_er
     processor = pipeline.start_processor(IDLE_TIMEOUT=5)
     wait_for_log(pipeline, 0, "connected to")
 
-    base = pipeline.base
-    plain_producer(pipeline, {q: [request(sample_repo, f"late-{q}")] for q in (base, f"{base}.high", f"{base}.low")})
+    queues = {"normal": pipeline.base, "high": f"{pipeline.base}.high", "low": f"{pipeline.base}.low"}
+    plain_producer(pipeline, {q: [request(sample_repo, f"late-{p}")] for p, q in queues.items()})
 
     assert processor.wait(300) == 0
-    assert rendered(pipeline) >= {f"late-{q}" for q in (base, f"{base}.high", f"{base}.low")}
+    assert rendered(pipeline) >= {f"late-{p}" for p in queues}
     assert len(pipeline.objects()) == 4
 
 
@@ -168,21 +167,23 @@ def test_a_request_that_kills_its_processor_every_time_is_dead_lettered_from_a_q
     assert pipeline.objects() == {}
 
 
-def test_setup_broker_applies_the_work_queue_policy_through_the_management_api(pipeline: Pipeline) -> None:
+def test_setup_broker_applies_the_work_queue_policies_through_the_management_api(pipeline: Pipeline) -> None:
     management("overview")
     name = f"gource-batch.{pipeline.base}.work"
     result = setup_broker(pipeline, DELIVERY_LIMIT=7)
 
     assert result.returncode == 0, result.stderr
-    assert name in result.stdout
-    policy = management(f"policies/%2F/{quote(name, safe='')}")
-    assert policy["definition"] == {
-        "dead-letter-exchange": "",
-        "dead-letter-routing-key": f"{pipeline.base}.dead",
+    assert f"policy {name}.quorum applies" in result.stdout
+    dead_letters = {"dead-letter-exchange": "", "dead-letter-routing-key": f"{pipeline.base}.dead"}
+    assert management(f"policies/%2F/{quote(name, safe='')}.quorum")["definition"] == {
+        **dead_letters,
         "delivery-limit": 7,
         "dead-letter-strategy": "at-least-once",
         "overflow": "reject-publish",
     }
+    assert management(f"policies/%2F/{quote(name, safe='')}")["definition"] == dead_letters
+    # The work queues are classic here (a plain declare on RabbitMQ 3.x): they take the
+    # policy without quorum-only keys.
     for queue in (pipeline.base, f"{pipeline.base}.high", f"{pipeline.base}.low"):
         deadline = time.monotonic() + 10  # policies reach queues asynchronously
         while management(f"queues/%2F/{quote(queue, safe='')}").get("policy") != name:
@@ -210,9 +211,10 @@ def test_setup_broker_writes_definitions_a_broker_can_load(pipeline: Pipeline, t
     assert result.returncode == 0, result.stderr
     assert target.stat().st_mode & 0o077 == 0  # it holds a password
     document = json.loads(target.read_text())
-    [policy] = document["policies"]
-    assert (policy["vhost"], policy["name"]) == ("/", f"gource-batch.{pipeline.base}.work")
-    assert policy["definition"]["dead-letter-routing-key"] == f"{pipeline.base}.dead"
+    policies = document["policies"]
+    names = [(p["vhost"], p["name"], p["definition"]["dead-letter-routing-key"]) for p in policies]
+    work, dead = f"gource-batch.{pipeline.base}.work", f"{pipeline.base}.dead"
+    assert names == [("/", f"{work}.quorum", dead), ("/", work, dead)]
     assert document["vhosts"][0]["default_queue_type"] == "quorum"
     assert document["users"] == [{"name": "guest", "password": "guest", "tags": "administrator"}]
     assert "guest" not in result.stdout
