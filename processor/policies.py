@@ -100,7 +100,8 @@ def definitions(topology: Topology, vhost: str, user: tuple[str, str] | None = N
     RabbitMQ creates no default user when it imports definitions at boot, so a broker that
     loads this file at first start needs `user` (name, password) in it to let anyone in.
     With QUEUE_TYPE set, the vhost's default queue type (RabbitMQ 3.11+) becomes that
-    type, so a producer's plain declare creates, and matches, the same kind of queue.
+    type; from 4.0 a declare without x-queue-type gets it, so a producer's plain declare
+    creates, and matches, the same kind of queue.
     """
     host: dict[str, Any] = {"name": vhost}
     if topology.work_queue_type:
