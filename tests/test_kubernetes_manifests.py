@@ -201,9 +201,8 @@ def test_the_broker_loads_the_policies_setup_broker_writes_and_a_job_applies_the
     job = one("Job", "gource-batch-broker-setup")
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["python", "-m", "processor", "setup-broker"]
-    assert [r["onExitCodes"]["values"] for r in job["spec"]["podFailurePolicy"]["rules"] if "onExitCodes" in r] == [
-        [78]
-    ]
+    rules = job["spec"]["podFailurePolicy"]["rules"]
+    assert [r["onExitCodes"]["values"] for r in rules if "onExitCodes" in r] == [[78]]
 
 
 def test_the_secret_example_holds_placeholders_only() -> None:
