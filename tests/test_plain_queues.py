@@ -11,9 +11,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +26,7 @@ from urllib.parse import quote
 
 import pika
 import pytest
-from support import Pipeline, require, wait_for_log
+from support import Pipeline, rabbitmqctl, require, wait_for_log
 
 pytestmark = pytest.mark.slow
 
@@ -218,6 +220,39 @@ def test_setup_broker_writes_definitions_a_broker_can_load(pipeline: Pipeline, t
     assert document["vhosts"][0]["default_queue_type"] == "quorum"
     assert document["users"] == [{"name": "guest", "password": "guest", "tags": "administrator"}]
     assert "guest" not in result.stdout
+
+
+def test_a_broker_importing_the_definitions_lets_their_user_in_and_holds_the_policies(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    user, password = f"gb-{pipeline.base}", "pass:word@/%"  # URL-quoted in AMQP_URL
+    url = f"amqp://{user}:{quote(password, safe='')}@localhost:5672/%2F"
+    written = tmp_path / "definitions.json"
+    result = setup_broker(pipeline, "--definitions", str(written), "--include-user", AMQP_URL=url)
+    assert result.returncode == 0, result.stderr
+    # The broker runs as its own user (in the chart: the same uid as the init container).
+    readable = Path(tempfile.mkdtemp(dir="/tmp")) / "definitions.json"
+    readable.parent.chmod(0o755)
+    shutil.copy(written, readable)
+    readable.chmod(0o644)
+    try:
+        rabbitmqctl("import_definitions", str(readable))  # what load_definitions does at boot
+
+        deadline = time.monotonic() + 20  # the import finishes asynchronously
+        while True:
+            try:
+                with pika.BlockingConnection(pika.URLParameters(url)) as connection:
+                    assert connection.channel().is_open
+                break
+            except pika.exceptions.ProbableAuthenticationError:
+                assert time.monotonic() < deadline, "the imported user cannot log in"
+                time.sleep(0.5)
+        names = {p["name"] for p in management("policies/%2F")}
+        assert {f"gource-batch.{pipeline.base}.work", f"gource-batch.{pipeline.base}.work.quorum"} <= names
+    finally:
+        shutil.rmtree(readable.parent)
+        with contextlib.suppress(subprocess.CalledProcessError):
+            rabbitmqctl("delete_user", user)
 
 
 # How 0.1.0 declared its work queues on RabbitMQ >= 3.8.
