@@ -189,7 +189,15 @@ class Broker:
             connection = pika.BlockingConnection(self._params)
             topology = Topology.for_broker(self.settings, _server_version(connection))
             channel = connection.channel()
-            topology.declare(channel, exists=_exists_on(connection))
+            try:
+                topology.declare(channel, exists=_exists_on(connection))
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code != 406:
+                    raise
+                # A producer declared a work queue its own way between our look and our
+                # declare: look again, and use it as it is.
+                channel = connection.channel()
+                topology.declare(channel, exists=_exists_on(connection))
             channel.confirm_delivery()
             channel.basic_qos(prefetch_count=1)
             if self._announce:

@@ -8,7 +8,7 @@ The work queues are the producers' interface, so they carry no arguments: a prod
 plain `queue_declare(name, durable=True)` is equivalent to ours whoever declares first,
 and one that exists is used as it is, whatever its arguments. What RabbitMQ could do for
 them through arguments (dead-lettering, delivery limits) the processor does itself, and
-`policies()` lets the broker back it up where an operator applies them (setup-broker).
+`work_policies()` let the broker back it up where an operator applies them (setup-broker).
 """
 
 from __future__ import annotations
