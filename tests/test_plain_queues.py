@@ -314,3 +314,23 @@ def test_migrate_refuses_while_a_processor_is_connected(pipeline: Pipeline, samp
 
     assert result.returncode == 78
     assert "stop them" in result.stderr
+
+
+def test_a_migration_that_stopped_half_way_is_finished_by_the_next_run(
+    pipeline: Pipeline, sample_repo: Path
+) -> None:
+    base = pipeline.base
+    with pika.BlockingConnection(pika.URLParameters(pipeline.amqp_url)) as connection:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.queue_declare(f"{base}.migrating", durable=True, arguments={"x-queue-type": "quorum"})
+        for n in range(5):
+            channel.basic_publish("", f"{base}.migrating", request(sample_repo, f"held-{n}"), mandatory=True)
+
+    result = setup_broker(pipeline, "--migrate")
+
+    assert f"{base}: 5 request(s) moved" in result.stdout, result.stderr
+    assert sorted(b["videoId"] for _, b in pipeline.drain(base)) == [f"held-{n}" for n in range(5)]
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="NOT_FOUND"):  # noqa: SIM117
+        with pika.BlockingConnection(pika.URLParameters(pipeline.amqp_url)) as connection:
+            connection.channel().queue_declare(f"{base}.migrating", passive=True)
