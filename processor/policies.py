@@ -13,7 +13,7 @@ import base64
 import json
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -31,8 +31,8 @@ class Management:
 
     url: str
     username: str
-    password: str
-    vhost: str
+    password: str = field(repr=False)
+    vhost: str = "/"
 
     @classmethod
     def for_settings(cls, settings: BrokerSettings) -> Management:
@@ -44,15 +44,13 @@ class Management:
             given = urlsplit(settings.management_url)
             if given.username:
                 username, password = unquote(given.username), unquote(given.password or "")
-            netloc = given.hostname or "localhost"
+            netloc = _host(given.hostname)
             if given.port:
                 netloc = f"{netloc}:{given.port}"
             return cls(f"{given.scheme}://{netloc}{given.path.rstrip('/')}", username, password, vhost)
         tls = amqp.scheme == "amqps"
         port = MANAGEMENT_TLS_PORT if tls else MANAGEMENT_PORT
-        host = amqp.hostname or "localhost"
-        host = f"[{host}]" if ":" in host else host
-        return cls(f"{'https' if tls else 'http'}://{host}:{port}", username, password, vhost)
+        return cls(f"{'https' if tls else 'http'}://{_host(amqp.hostname)}:{port}", username, password, vhost)
 
     def __str__(self) -> str:
         return self.url
@@ -80,6 +78,11 @@ class Management:
             reason = getattr(exc, "reason", exc)
             raise ManagementUnreachable(f"no RabbitMQ management API at {self} ({reason})") from None
         return json.loads(text) if text else None
+
+
+def _host(name: str | None) -> str:
+    host = name or "localhost"
+    return f"[{host}]" if ":" in host else host
 
 
 def apply(topology: Topology, management: Management) -> list[dict[str, Any]]:
