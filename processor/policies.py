@@ -38,8 +38,7 @@ class Management:
     def for_settings(cls, settings: BrokerSettings) -> Management:
         """MANAGEMENT_URL, or AMQP_URL's host on the management port, with AMQP_URL's credentials."""
         amqp = urlsplit(settings.amqp_url)
-        vhost = unquote(amqp.path[1:]) if len(amqp.path) > 1 else "/"
-        username, password = unquote(amqp.username or "guest"), unquote(amqp.password or "guest")
+        username, password, vhost = amqp_identity(settings)
         if settings.management_url:
             given = urlsplit(settings.management_url)
             if given.username:
@@ -78,6 +77,13 @@ class Management:
             reason = getattr(exc, "reason", exc)
             raise ManagementUnreachable(f"no RabbitMQ management API at {self} ({reason})") from None
         return json.loads(text) if text else None
+
+
+def amqp_identity(settings: BrokerSettings) -> tuple[str, str, str]:
+    """User, password and vhost of AMQP_URL, with pika's defaults (guest, guest, /)."""
+    amqp = urlsplit(settings.amqp_url)
+    vhost = unquote(amqp.path[1:]) if len(amqp.path) > 1 else "/"
+    return unquote(amqp.username or "guest"), unquote(amqp.password or "guest"), vhost
 
 
 def _host(name: str | None) -> str:

@@ -15,7 +15,6 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from processor import policies
 from processor.broker import AMQP_ERRORS, Broker
@@ -40,10 +39,8 @@ WHAT_TO_DO = (
 
 def write_definitions(settings: BrokerSettings, path: Path, include_user: bool) -> None:
     topology = Topology.for_broker(settings, server_version=())
-    amqp = urlsplit(settings.amqp_url)
-    vhost = unquote(amqp.path[1:]) if len(amqp.path) > 1 else "/"
-    user = (unquote(amqp.username or "guest"), unquote(amqp.password or "")) if include_user else None
-    document = policies.definitions(topology, vhost, user)
+    username, password, vhost = policies.amqp_identity(settings)
+    document = policies.definitions(topology, vhost, (username, password) if include_user else None)
     # It may hold a password: readable by its owner only.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
