@@ -82,7 +82,8 @@ def bench_loader(count: int, rounds: int, work: Path) -> None:
     bare_queue = f"{base}.bare"
     channel.queue_declare(bare_queue, durable=True, arguments=topology.work_queue_arguments())
     print(
-        f"loader: {count} requests to a {'quorum' if topology.quorum else 'classic'} queue, {rounds} rounds"
+        f"loader: {count} requests to a {topology.work_queue_type or 'plain (broker default type)'} queue, "
+        f"{rounds} rounds"
     )
     ratios = []
     for n in range(1, rounds + 1):  # alternate, so drift on a shared machine hits both alike

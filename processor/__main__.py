@@ -6,6 +6,9 @@ python -m processor dead list       what was dead-lettered, and why
 python -m processor dead requeue    send dead requests back to their work queue
 python -m processor dead purge      drop every dead request
 python -m processor watch --batch ID   follow a batch to its end, then list every result
+python -m processor setup-broker       declare the queues, apply their policies (management API)
+python -m processor setup-broker --migrate        recreate 0.1.0's work queues plain, losing nothing
+python -m processor setup-broker --definitions F  write the policies as a definitions file instead
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from processor import settings as settings_module
 from processor.logs import configure
@@ -45,6 +49,15 @@ def _watch(args: argparse.Namespace) -> int:
         err=sys.stderr,
         interactive=sys.stderr.isatty(),
     )
+
+
+def _setup_broker(args: argparse.Namespace) -> int:
+    settings = settings_module.load(BrokerSettings, args)
+    configure("text" if sys.stderr.isatty() else "json", "WARNING")  # what it did goes to stdout
+    from processor.setup import setup_broker
+
+    return setup_broker(settings, definitions=args.definitions, include_user=args.include_user,
+                        migrate=args.migrate)  # fmt: skip
 
 
 def _batch_id(text: str) -> str:
@@ -124,6 +137,28 @@ def _parser() -> argparse.ArgumentParser:
     purge.set_defaults(command=_operator(ops.dead_purge))
     for sub in (dead_list, requeue, purge):
         settings_module.add_flags(sub, BrokerSettings)
+
+    setup = commands.add_parser(
+        "setup-broker",
+        help="declare the queues and apply the work queues' policies (management API)",
+        description="Declare the queues and apply the work queues' policy (dead-lettering and "
+        "delivery limit as a broker-side backstop) through the management API at MANAGEMENT_URL. "
+        "Exit 0: done; 75: no management API answered; 78: refused (credentials, processors running).",
+    )
+    setup.add_argument(
+        "--definitions", type=Path, default=None, metavar="FILE",
+        help="write the policies as a RabbitMQ definitions file (load_definitions) instead; no broker needed",
+    )  # fmt: skip
+    setup.add_argument(
+        "--include-user", action="store_true",
+        help="with --definitions: add AMQP_URL's user, for a broker that loads the file at first boot",
+    )  # fmt: skip
+    setup.add_argument(
+        "--migrate", action="store_true",
+        help="first recreate work queues made with arguments (0.1.0) plain, moving their requests",
+    )  # fmt: skip
+    settings_module.add_flags(setup, BrokerSettings)
+    setup.set_defaults(command=_setup_broker)
     return parser
 
 

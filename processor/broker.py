@@ -35,6 +35,16 @@ from processor.topology import RETURN_TO, Topology
 
 log = logging.getLogger(__name__)
 
+
+class _ExpectedMisses(logging.Filter):
+    """A passive declare that finds no queue is a question answered, not an incident."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "NOT_FOUND - no queue" not in record.getMessage()
+
+
+logging.getLogger("pika.channel").addFilter(_ExpectedMisses())
+
 T = TypeVar("T")
 
 PERSISTENT = pika.DeliveryMode.Persistent
@@ -61,7 +71,12 @@ class Delivery:
     @property
     def unsettled(self) -> int:
         """Earlier deliveries of this request that were never settled (its processor died)."""
-        return int(self.headers.get("x-delivery-count") or self.headers.get(REDELIVERIES) or 0)
+        return unsettled(self.headers, self.redelivered)
+
+    @property
+    def uncounted(self) -> bool:
+        """Redelivered by a queue that keeps no count (classic): `count_redelivery` it."""
+        return self.redelivered and "x-delivery-count" not in self.headers
 
     @property
     def attempt(self) -> int:
@@ -71,6 +86,19 @@ class Delivery:
     @property
     def queued_seconds(self) -> float | None:
         return None if self.timestamp is None else max(0.0, time.time() - self.timestamp)
+
+
+def unsettled(headers: dict[str, Any], redelivered: bool) -> int:
+    """Deliveries of a request that never got settled, whatever queue type holds it.
+
+    Quorum queues count returns of a message in `x-delivery-count`. Classic queues only
+    flag a return (`redelivered`), so the processor requeues such a message as a copy with
+    REDELIVERIES raised, acknowledged only once the copy is confirmed: the count survives
+    processors that are killed at any point.
+    """
+    counted = int(headers.get(REDELIVERIES) or 0)
+    returned = headers.get("x-delivery-count")
+    return counted + (int(returned) if returned is not None else int(redelivered))
 
 
 def _properties(headers: dict[str, Any] | None = None, kind: str | None = None) -> pika.BasicProperties:
@@ -104,6 +132,23 @@ def _translate(exc: BaseException) -> Exception:
 
 
 AMQP_ERRORS = (pika.exceptions.AMQPError, OSError)
+
+
+def _exists_on(connection: pika.BlockingConnection) -> Callable[[str], bool]:
+    """Does a queue exist? A passive declare on a channel of its own, which a 404 closes."""
+
+    def exists(queue: str) -> bool:
+        channel = connection.channel()
+        try:
+            channel.queue_declare(queue, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:
+                return False
+            raise
+        channel.close()
+        return True
+
+    return exists
 
 
 class Broker:
@@ -144,19 +189,22 @@ class Broker:
             connection = pika.BlockingConnection(self._params)
             topology = Topology.for_broker(self.settings, _server_version(connection))
             channel = connection.channel()
-            topology.declare(channel)
+            try:
+                topology.declare(channel, exists=_exists_on(connection))
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code != 406:
+                    raise
+                # A producer declared a work queue its own way between our look and our
+                # declare: look again, and use it as it is.
+                channel = connection.channel()
+                topology.declare(channel, exists=_exists_on(connection))
             channel.confirm_delivery()
             channel.basic_qos(prefetch_count=1)
             if self._announce:
                 channel.basic_consume(topology.processors_queue, lambda *_: None, auto_ack=True)
         except AMQP_ERRORS as exc:
             raise _translate(exc) from exc
-        log.info(
-            "connected to %s (%s queues, base %r)",
-            redact(self.settings.amqp_url),
-            "quorum" if topology.quorum else "classic",
-            topology.base,
-        )
+        log.info("connected to %s (queues %r...)", redact(self.settings.amqp_url), topology.base)
         return connection, channel, topology
 
     def reconnect(self) -> None:
@@ -264,7 +312,7 @@ class Broker:
 
     def count_redelivery(self, delivery: Delivery) -> None:
         """Classic queues: requeue a redelivered request with its count raised (at the tail)."""
-        headers = {**delivery.headers, REDELIVERIES: delivery.unsettled + 1}
+        headers = {**delivery.headers, REDELIVERIES: delivery.unsettled}
         self._publish("", delivery.queue, delivery.body, headers)
         self.ack(delivery)
 

@@ -74,15 +74,25 @@ class BrokerSettings(_Settings):
     )
     queue_type: Literal["auto", "quorum", "classic"] = Field(
         "auto",
-        description="Work queue type; auto picks quorum queues where the broker supports them.",
+        description=(
+            "x-queue-type of the work queues when this project creates them; auto: none, the "
+            "broker's default, as a producer's plain declare (quorum for the internal queues)."
+        ),
     )
     delivery_limit: int = Field(
         5,
         ge=1,
         le=100,
         description=(
-            "Quorum queues: deliveries after which a request that keeps killing its "
-            "processor is dead-lettered by the broker."
+            "Deliveries that killed their processor after which a request is dead-lettered "
+            "(reason delivery-limit) instead of handed out again."
+        ),
+    )
+    management_url: str | None = Field(
+        None,
+        description=(
+            "RabbitMQ management API for `setup-broker` (default: AMQP_URL's host, port 15672, "
+            "its credentials)."
         ),
     )
 
@@ -114,6 +124,13 @@ class BrokerSettings(_Settings):
     def retry_delays(self) -> tuple[int, ...]:
         """Seconds before attempt 2, 3, ...: exponential back-off, one delay queue each."""
         return tuple(round(self.retry_delay * self.retry_backoff**n) for n in range(self.max_attempts - 1))
+
+    @field_validator("management_url")
+    @classmethod
+    def _management_scheme(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must start with http:// or https://")
+        return value or None
 
     @field_validator("amqp_url")
     @classmethod

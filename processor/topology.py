@@ -1,12 +1,20 @@
-"""Queue and exchange names and arguments: the one description of the broker layout.
+"""Queue and exchange names, arguments and policies: the one description of the broker layout.
 
 Pure functions of the settings, so the loader, the processor, the operator tools and the
 tests agree on every name without copying it. `declare` is idempotent: whichever side
 starts first creates the layout, the others find it as they expect.
+
+The work queues are the producers' interface, so they carry no arguments: a producer's
+plain `queue_declare(name, durable=True)` is equivalent to ours whoever declares first,
+and one that exists is used as it is, whatever its arguments. What RabbitMQ could do for
+them through arguments (dead-lettering, delivery limits) the processor does itself, and
+`work_policies()` let the broker back it up where an operator applies them (setup-broker).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,12 +38,18 @@ class Declaring(Protocol):
 
 @dataclass(frozen=True)
 class Topology:
-    """Every name and argument derived from `RENDER_QUEUE` and the queue type."""
+    """Every name and argument derived from `RENDER_QUEUE` and the queue type.
+
+    `quorum`: the type of the queues only this project touches (dead letters, delays,
+    results). `work_queue_type`: the x-queue-type the work queues are created with, None
+    for the broker's (or from 4.0 the vhost's) default, which is what a plain declare gets.
+    """
 
     base: str
     quorum: bool
     delivery_limit: int = 5
     retry_delays: tuple[int, ...] = field(default=())
+    work_queue_type: str | None = None
 
     @classmethod
     def for_broker(cls, settings: BrokerSettings, server_version: tuple[int, ...]) -> Topology:
@@ -44,7 +58,8 @@ class Topology:
             "classic": False,
             "auto": tuple(server_version[:2]) >= QUORUM_SINCE,
         }[settings.queue_type]
-        return cls(settings.render_queue, quorum, settings.delivery_limit, settings.retry_delays)
+        work_type = None if settings.queue_type == "auto" else settings.queue_type
+        return cls(settings.render_queue, quorum, settings.delivery_limit, settings.retry_delays, work_type)
 
     def delay_before(self, attempt: int) -> int:
         """Seconds to wait before `attempt` + 1, from the configured back-off."""
@@ -97,27 +112,52 @@ class Topology:
         """Never holds messages: its consumer count is how many requests of that queue are in flight."""
         return f"{self.work_queue(priority)}.inflight"
 
+    @staticmethod
+    def migration_queue(queue: str) -> str:
+        """Holds a work queue's requests while `setup-broker --migrate` recreates it."""
+        return f"{queue}.migrating"
+
     @property
     def marker_queues(self) -> list[str]:
         return [self.processors_queue, *(self.inflight_queue(p) for p in PRIORITIES)]
 
     # arguments ---------------------------------------------------------------------------
+    def internal_queue_arguments(self) -> dict[str, Any]:
+        return self._durable_args()
+
     def _durable_args(self) -> dict[str, Any]:
         return {"x-queue-type": "quorum"} if self.quorum else {"x-queue-type": "classic"}
 
     def work_queue_arguments(self) -> dict[str, Any]:
-        args = self._durable_args()
-        # A request that keeps killing its processor is dead-lettered by the broker.
-        args.update({"x-dead-letter-exchange": "", "x-dead-letter-routing-key": self.dead_queue})
-        if self.quorum:
-            args.update(
-                {
-                    "x-delivery-limit": self.delivery_limit,
-                    "x-dead-letter-strategy": "at-least-once",
-                    "x-overflow": "reject-publish",
-                }
-            )
-        return args
+        """Only the queue type, and only when the operator chose one (QUEUE_TYPE)."""
+        return {"x-queue-type": self.work_queue_type} if self.work_queue_type else {}
+
+    # policies ----------------------------------------------------------------------------
+    def work_policies(self) -> list[dict[str, Any]]:
+        """A broker-side backstop for the work queues, applied by `setup-broker`.
+
+        The processor dead-letters a request that keeps killing processors itself, at
+        DELIVERY_LIMIT deliveries; quorum queues stop handing it out one delivery later
+        even if no processor gets to look (RabbitMQ counts `delivery-limit` > N), and send
+        it to the dead queue rather than drop it. A queue gets the highest-priority policy
+        it can take, and RabbitMQ before 3.12 (no `apply-to: quorum_queues`) gives a
+        classic queue no policy that has quorum-only keys: hence two, the quorum one first.
+        """
+        names = "|".join(re.escape(q) for q in self.work_queues)
+        common = {"dead-letter-exchange": "", "dead-letter-routing-key": self.dead_queue}
+        quorum = {
+            **common,
+            "delivery-limit": self.delivery_limit,
+            "dead-letter-strategy": "at-least-once",
+            "overflow": "reject-publish",
+        }
+        name = f"gource-batch.{self.base}.work"
+        return [
+            {"name": f"{name}.quorum", "pattern": f"^({names})$", "apply-to": "queues", "priority": 11,
+             "definition": quorum},
+            {"name": name, "pattern": f"^({names})$", "apply-to": "queues", "priority": 10,
+             "definition": common},
+        ]  # fmt: skip
 
     def dead_queue_arguments(self) -> dict[str, Any]:
         args = self._durable_args()
@@ -147,12 +187,12 @@ class Topology:
         return {"x-queue-type": "classic", "x-max-length": 0}
 
     # declaring ---------------------------------------------------------------------------
-    def declare(self, channel: Declaring) -> None:
+    def declare(self, channel: Declaring, exists: Callable[[str], bool] = lambda _: False) -> None:
+        """Declare the layout; a work queue that `exists` already is left as it is."""
         channel.queue_declare(self.dead_queue, durable=True, arguments=self.dead_queue_arguments())
-        for priority in PRIORITIES:
-            channel.queue_declare(
-                self.work_queue(priority), durable=True, arguments=self.work_queue_arguments()
-            )
+        for queue in self.work_queues:
+            if not exists(queue):
+                channel.queue_declare(queue, durable=True, arguments=self.work_queue_arguments())
         channel.exchange_declare(self.results_exchange, exchange_type="fanout", durable=True)
         channel.queue_declare(self.results_queue, durable=True, arguments=self._durable_args())
         channel.queue_bind(self.results_queue, self.results_exchange)

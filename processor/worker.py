@@ -154,8 +154,11 @@ class Processor:
     # one request ---------------------------------------------------------------------------
     def _handle(self, broker: Broker, delivery: Delivery) -> None:
         received = datetime.now(UTC)
-        if delivery.redelivered and not broker.topology.quorum:
-            self._recount(broker, delivery, received)
+        if delivery.unsettled >= self.settings.delivery_limit:
+            self._refuse_poison(broker, delivery, received)
+            return
+        if delivery.uncounted:
+            broker.count_redelivery(delivery)
             return
         metrics.queue_wait(delivery.queued_seconds)
         try:
@@ -173,17 +176,14 @@ class Processor:
             with metrics.IN_PROGRESS.track_inprogress():
                 self._settle(broker, delivery, request, received)
 
-    def _recount(self, broker: Broker, delivery: Delivery, received: datetime) -> None:
-        """Classic queues: what quorum queues' x-delivery-limit does, done here.
+    def _refuse_poison(self, broker: Broker, delivery: Delivery, received: datetime) -> None:
+        """Dead-letter a request whose processors died DELIVERY_LIMIT times, before it kills another.
 
-        A redelivered request was in the hands of a processor that died. Count it; past
-        DELIVERY_LIMIT dead-letter it, else requeue it with the count and take the next.
+        The processor does this itself for every queue type, so a work queue declared
+        without arguments (by a producer, or by us) is as safe as one with x-delivery-limit.
         """
-        if delivery.unsettled + 1 < self.settings.delivery_limit:
-            broker.count_redelivery(delivery)
-            return
         exc = DeliveryLimitExceeded(
-            f"delivered {delivery.unsettled + 1} times without being settled: its processor died each time"
+            f"delivered {delivery.unsettled} times without being settled: its processor died each time"
         )
         subject = Subject.guessed_from(delivery.body)
         with request_context(videoId=subject.video_id, batchId=subject.batch_id, attempt=delivery.attempt):

@@ -34,4 +34,12 @@ if ! broker_answers; then
   sudo_if_needed timeout 120 rabbitmqctl await_startup >/dev/null
 fi
 broker_answers || { echo "setup: RabbitMQ does not answer on 127.0.0.1:5672" >&2; exit 1; }
-echo "setup: ready (RabbitMQ on 127.0.0.1:5672, $(gource --help | head -1), $(helm version --short))"
+# `processor setup-broker` applies the work queues' policy through the management API (15672).
+management_answers() { (exec 3<>/dev/tcp/127.0.0.1/15672) 2>/dev/null; }
+if ! management_answers; then
+  echo "setup: enabling rabbitmq_management"
+  sudo_if_needed rabbitmq-plugins enable rabbitmq_management >/dev/null
+  for _ in $(seq 1 60); do management_answers && break; sleep 1; done
+fi
+management_answers || { echo "setup: the RabbitMQ management API does not answer on 127.0.0.1:15672" >&2; exit 1; }
+echo "setup: ready (RabbitMQ on 127.0.0.1:5672, management on 15672, $(gource --help | head -1), $(helm version --short))"

@@ -255,6 +255,7 @@ def _queue_names(base: str) -> Iterable[str]:
     """Every queue a test may have made, named by the project's own topology."""
     topology = Topology(base, quorum=True, retry_delays=(1, 2, 3, 4, 8, 16, 30, 120))
     yield from topology.work_queues
+    yield from (topology.migration_queue(q) for q in topology.work_queues)
     yield from (topology.dead_queue, topology.results_queue, *topology.marker_queues)
     yield from (topology.delay_queue(s) for s in topology.retry_delays)
 

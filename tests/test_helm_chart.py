@@ -206,9 +206,13 @@ def test_processor_jobs_are_work_queue_jobs_that_fail_on_configuration_errors(
         assert pod["terminationGracePeriodSeconds"] >= 30, label
 
 
+def hook(job: kp.Manifest) -> bool:
+    return "helm.sh/hook" in job["metadata"].get("annotations", {})
+
+
 def test_job_names_carry_the_revision_and_survive_upgrades() -> None:
     objects = render(kp.CHART / "ci" / "scheduled-values.yaml")
-    jobs = find(objects, "Job")
+    jobs = [j for j in find(objects, "Job") if not hook(j)]
     assert {j["metadata"]["labels"]["app.kubernetes.io/component"] for j in jobs} == {"loader", "processor"}
     for job in jobs:
         assert job["metadata"]["name"].endswith("-r1")
@@ -221,8 +225,38 @@ def test_job_names_carry_the_revision_and_survive_upgrades() -> None:
 
 
 def test_defaults_render_no_job_that_would_run_on_install() -> None:
-    assert not find(render(), "Job")
+    assert [j["metadata"]["name"] for j in find(render(), "Job")] == [f"{RELEASE}-gource-batch-broker-setup"]
     assert not find(render(), "CronJob")
+
+
+def test_a_hook_runs_setup_broker_after_every_install_and_upgrade() -> None:
+    (job,) = find(render(), "Job", "broker-setup")
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
+    assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["python", "-m", "processor", "setup-broker"]
+    assert [e["name"] for e in container["env"]] == ["AMQP_URL"]
+    assert container["envFrom"] == [{"configMapRef": {"name": f"{RELEASE}-gource-batch-config"}}]
+    (migrating,) = find(render(None, "broker.setup.migrate=true"), "Job", "broker-setup")
+    assert migrating["spec"]["template"]["spec"]["containers"][0]["args"][-1] == "--migrate"
+    assert not find(render(None, "broker.setup.enabled=false"), "Job", "broker-setup")
+
+
+def test_the_bundled_broker_loads_the_policies_setup_broker_writes_at_boot() -> None:
+    objects = render()
+    (broker,) = find(objects, "StatefulSet", "broker")
+    pod = broker["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert init["args"][3:] == ["setup-broker", "--definitions", "/etc/rabbitmq/definitions/definitions.json",
+                                "--include-user"]  # fmt: skip
+    (rabbitmq,) = pod["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in rabbitmq["volumeMounts"]}
+    assert mounts["definitions"] == "/etc/rabbitmq/definitions"
+    (broker_config,) = find(objects, "ConfigMap", "broker")
+    conf = broker_config["data"]["30-definitions.conf"]
+    assert "load_definitions = /etc/rabbitmq/definitions/definitions.json" in conf
+    assert "management" in broker["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
 def test_the_loader_role_may_only_create_and_list_jobs(values_file: Path | None) -> None:

@@ -207,6 +207,20 @@ def test_rabbitmq_keeps_its_data_on_a_persistent_volume_with_credentials_from_th
     assert one("Service", "rabbitmq")["spec"]["ports"][0]["port"] == 5672
 
 
+def test_the_broker_loads_the_policies_setup_broker_writes_and_a_job_applies_them() -> None:
+    pod = one("StatefulSet", "rabbitmq")["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert init["args"][2:] == ["processor", "setup-broker", "--definitions",
+                                "/etc/rabbitmq/definitions/definitions.json", "--include-user"]  # fmt: skip
+    conf = one("ConfigMap", "rabbitmq-config")["data"]["30-definitions.conf"]
+    assert "load_definitions = /etc/rabbitmq/definitions/definitions.json" in conf
+    job = one("Job", "gource-batch-broker-setup")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["python", "-m", "processor", "setup-broker"]
+    rules = job["spec"]["podFailurePolicy"]["rules"]
+    assert [r["onExitCodes"]["values"] for r in rules if "onExitCodes" in r] == [[78]]
+
+
 def test_the_secret_example_holds_placeholders_only() -> None:
     secret = yaml.safe_load(SECRET_EXAMPLE.read_text())
     assert "data" not in secret
