@@ -34,8 +34,11 @@ MANAGEMENT = "http://127.0.0.1:15672"
 
 
 def request(repo: Path, video_id: str, seconds: float = 2) -> bytes:
-    body = {"type": "gource", "repoURL": repo.as_uri(), "videoId": video_id}
-    return json.dumps({**body, "gource": {"--stop-at-time": seconds}}).encode()
+    """The production backend's message, verbatim but for a short video of a local repository."""
+    body = {"renderType": "GOURCE", "repoURL": repo.as_uri(), "videoId": video_id, "token": ""}
+    options = {"start": 0.2, "stop": 0.9, "key": True, "elasticity": 1.5, "bloomMultiplier": 1.2,
+               "bloomIntensity": 0.8, "title": "My project", "stopAtTime": seconds}  # fmt: skip
+    return json.dumps({**body, "renderOptions": options}).encode()
 
 
 def plain_producer(pipeline: Pipeline, sends: dict[str, list[bytes]]) -> None:
