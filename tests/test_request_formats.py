@@ -138,7 +138,7 @@ def test_a_token_beside_credentials_in_the_url_is_refused() -> None:
 @pytest.mark.parametrize(
     ("second", "complaint"),
     [
-        ("http://git.example.com/acme/web.git", "a token is sent over https only, and repoURLs.1 uses 'http'"),
+        ("http://git.example.com/web.git", "a token is sent over https only, and repoURLs.1 uses 'http'"),
         ("git@github.com:acme/web.git", "a token is sent over https only, and repoURLs.1 uses 'ssh'"),
         ("https://me:other@github.com/acme/web.git", "a token and credentials in repoURLs.1"),
     ],
