@@ -9,6 +9,7 @@ tests then look everywhere a user, an operator or another tenant could look for 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -30,6 +31,7 @@ RIGHT = "gho_R1ghtT0ken0f4User8d2e5f7a9b1c3d5e7f9a1b3c"
 WRONG = "gho_Wr0ngT0ken7e6d5c4b3a2918f7e6d5c4b3a29180"
 OPERATOR = "glpat-0per4torSecretF0rTheWh0leH0st"
 SECRETS = (RIGHT, WRONG, OPERATOR)
+ACCOUNTS = {"x-access-token": RIGHT, "oauth2": RIGHT, "ci-bot": OPERATOR}  # on the private host
 JANUARY = [f"2024-01-{day:02d}" for day in (2, 5, 6, 9)]
 
 
@@ -45,8 +47,7 @@ def private_host(sample_repo: Path, tmp_path: Path) -> Iterator[tuple[PrivateGit
     for source, name in ((sample_repo, "private.git"), (tools, "tools.git")):
         git(root, "clone", "-q", "--bare", str(source), name)
         git(root / name, "config", "uploadpack.allowFilter", "true")
-    accounts = {"x-access-token": RIGHT, "oauth2": RIGHT, "ci-bot": OPERATOR}
-    host = PrivateGitHost(root, certificates, accounts)
+    host = PrivateGitHost(root, certificates, ACCOUNTS)
     yield host, certificates[0]
     host.close()
 
@@ -76,15 +77,16 @@ def assert_secrets_nowhere(
     pipeline: Pipeline, events: dict[str, Any], dead: dict[str, Any], kept_in: Path | None = None
 ) -> None:
     """Not in an event, a dead letter (headers or body), object metadata, or any file left
-    (but the operator's own credentials file, `kept_in`)."""
-    seen = json.dumps(events) + repr(dead)
+    (but the operator's own credentials file, `kept_in`); nor as the basic-auth header git sends."""
+    seen = (json.dumps(events) + repr(dead)).encode()
     for key in pipeline.objects():
-        seen += repr(pipeline.s3.head_object(Bucket=pipeline.bucket, Key=key)["Metadata"])
+        seen += repr(pipeline.s3.head_object(Bucket=pipeline.bucket, Key=key)["Metadata"]).encode()
     files = [p for p in pipeline.workdir.rglob("*") if p.is_file() and p != kept_in]
     assert any(p.name.startswith("processor-") for p in files)  # the logs are among them
-    for secret in SECRETS:
+    headers = [base64.b64encode(f"{user}:{secret}".encode()) for user in ACCOUNTS for secret in SECRETS]
+    for secret in [s.encode() for s in SECRETS] + headers:
         assert secret not in seen
-        assert not [p for p in files if secret.encode() in p.read_bytes()]
+        assert not [p for p in files if secret in p.read_bytes()]
 
 
 @pytest.mark.slow
