@@ -205,7 +205,7 @@ def test_a_refused_token_stays_auth_failed_when_the_organisation_video_names_its
 
 @pytest.mark.slow
 def test_one_token_renders_an_organisation_video_of_private_repositories_and_a_wrong_one_names_the_first(
-    pipeline: Pipeline, private_host: tuple[PrivateGitHost, Path], sample_repo: Path, tmp_path: Path
+    pipeline: Pipeline, private_host: tuple[PrivateGitHost, Path], sample_repo: Path
 ) -> None:
     host, ca = private_host
     urls = [host.url("private.git"), host.url("tools.git")]
