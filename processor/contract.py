@@ -180,15 +180,16 @@ class RenderRequest(BaseModel):
     def _token_over_https_only(self) -> RenderRequest:
         if self.token is None:
             return self
-        for url in self.repos:
+        for n, url in enumerate(self.repos):
+            field = "repoURL" if self.repo_urls is None else f"repoURLs.{n}"  # as pydantic names it
             try:
                 scheme = transport(url)
             except RepositoryRejected:
                 scheme = "no transport"
             if scheme != "https":
-                raise ValueError(f"a token is sent over https only, and repoURL uses {scheme!r}")
+                raise ValueError(f"a token is sent over https only, and {field} uses {scheme!r}")
             if "@" in urlsplit(url).netloc:
-                raise ValueError("a token and credentials in repoURL: send one or the other")
+                raise ValueError(f"a token and credentials in {field}: send one or the other")
         return self
 
     @property

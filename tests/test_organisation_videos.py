@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT, Pipeline, git, require
+from support import ROOT, Pipeline, git, make_repo, require
 
 from processor.captions import MAX_CAPTION_CHARS, clean, spread, write_caption_file
 from processor.contract import MAX_REPO_URLS, Subject, parse_request
@@ -37,31 +37,6 @@ def assert_nothing_ran(*places: Path) -> None:
     assert not (ROOT / "pwned-tag").exists()
     for place in places:
         assert not list(place.rglob("pwned*")), place
-
-
-def make_repo(path: Path, authors: list[str], days: list[str], tags: dict[str, int] | None = None) -> Path:
-    """A repository whose commits (one a day, authors in turn) touch a few folders; `tags`
-    names a commit by its index (lightweight tags; names starting with `a:` are annotated)."""
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "uploadpack.allowFilter", "true")
-    shas = []
-    for n, day in enumerate(days):
-        folder = path / ["src", "docs", "tests"][n % 3]
-        folder.mkdir(exist_ok=True)
-        (folder / f"file_{n}.txt").write_text(f"change {n}\n")
-        git(path, "add", "-A")
-        author = authors[n % len(authors)]
-        git(path, "commit", "-q", "-m", f"change {n}", author=author, date=f"{day}T12:00:00+00:00")
-        shas.append(subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"],
-                                   capture_output=True, text=True, check=True).stdout.strip())  # fmt: skip
-    for name, index in (tags or {}).items():
-        if name.startswith("a:"):
-            git(path, "tag", "-a", "-m", "release", name[2:], shas[index],
-                date=f"{days[index]}T18:00:00+00:00")  # fmt: skip
-        else:
-            git(path, "tag", name, shas[index])
-    return path
 
 
 def add_raw_tags(repo: Path, names: list[str], at: str = "HEAD") -> None:

@@ -135,6 +135,27 @@ def test_a_token_beside_credentials_in_the_url_is_refused() -> None:
         parse_request(production(repoURL="https://me:other@github.com/owner/repo.git"))
 
 
+@pytest.mark.parametrize(
+    ("second", "complaint"),
+    [
+        ("http://git.example.com/web.git", "a token is sent over https only, and repoURLs.1 uses 'http'"),
+        ("git@github.com:acme/web.git", "a token is sent over https only, and repoURLs.1 uses 'ssh'"),
+        ("https://me:other@github.com/acme/web.git", "a token and credentials in repoURLs.1"),
+    ],
+)
+def test_a_token_for_a_repository_list_is_refused_if_any_url_would_carry_it_astray_naming_which(
+    second: str, complaint: str
+) -> None:
+    organisation = {k: v for k, v in PRODUCTION.items() if k != "repoURL"}
+    organisation["repoURLs"] = ["https://github.com/acme/api.git", second]
+    with pytest.raises(InvalidRequest) as refused:
+        parse_request(json.dumps(organisation).encode())
+    assert refused.value.reason == "invalid-request"
+    assert complaint in str(refused.value)
+    assert TOKEN not in str(refused.value)
+    assert TOKEN not in repr(refused.value)
+
+
 @pytest.mark.parametrize("token", ["", None])
 def test_an_empty_token_means_a_public_repository_on_any_transport(token: str | None) -> None:
     request = parse_request(production(token=token, repoURL="http://git.example.com/r.git"))
