@@ -243,6 +243,8 @@ class ResultEvent(BaseModel):
     finished_at: datetime | None = Field(None, alias="finishedAt")
     timings: Timings = Field(default_factory=Timings)
     video: dict[str, Any] | None = None
+    # How the history was told: secondsPerDay, fitted, commits, spanStart, spanEnd, ...
+    pace: dict[str, Any] | None = None
 
     def to_wire(self) -> bytes:
         return self.model_dump_json(by_alias=True, exclude_none=True).encode()

@@ -20,7 +20,7 @@ from pathlib import Path
 from processor import metrics
 from processor.contract import RenderRequest, Timings
 from processor.git import fetch_log
-from processor.render import plan, render
+from processor.render import fit, plan, render
 from processor.settings import ProcessorSettings
 from processor.storage import FINGERPRINT, Storage
 
@@ -38,6 +38,7 @@ class Produced:
     timings: Timings = field(default_factory=Timings)
     video: dict[str, object] | None = None
     size: int = 0
+    pace: dict[str, object] | None = None
 
 
 def fingerprint(request: RenderRequest, gource_args: list[str]) -> str:
@@ -73,12 +74,13 @@ def produce(
         log.info("cloned in %.1f s", timings.clone)
 
         started = time.monotonic()
-        info = render(log_path, render_plan, work / "video.mp4", settings, cancelled)
+        paced_plan, pace = fit(render_plan, log_path)
+        info = render(log_path, paced_plan, work / "video.mp4", settings, cancelled)
         timings.render = round(time.monotonic() - started, 3)
         metrics.RENDER_SECONDS.observe(timings.render)
         log.info(
-            "rendered %dx%d@%d, %.1f s of video in %.1f s",
-            info.width, info.height, render_plan.framerate, info.duration, timings.render,
+            "rendered %dx%d@%d, %.1f s of video in %.1f s: %s",
+            info.width, info.height, render_plan.framerate, info.duration, timings.render, pace.describe(),
         )  # fmt: skip
 
         started = time.monotonic()
@@ -90,6 +92,6 @@ def produce(
         metrics.UPLOAD_SECONDS.observe(timings.upload)
         metrics.UPLOADED_BYTES.inc(stored.size)
         log.info("stored %s (%d bytes) in %.1f s", stored.url, stored.size, timings.upload)
-        return Produced(key, stored.url, http_url, False, timings, info.as_dict(), stored.size)
+        return Produced(key, stored.url, http_url, False, timings, info.as_dict(), stored.size, pace.as_dict())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

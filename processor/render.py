@@ -12,11 +12,13 @@ import os
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 from processor.contract import GourceOptions
 from processor.errors import RenderFailed, RenderTimeout
+from processor.pacing import LogFormat, Pace, choose, read_history, select
 from processor.procs import kill_group, spawn
 from processor.settings import ProcessorSettings, parse_resolution
 
@@ -30,6 +32,10 @@ class RenderPlan:
     framerate: int
     seconds: float
     gource_args: list[str]
+    # What pacing.choose needs once the log is there (see `fit`).
+    requested_pace: float | None = None
+    pace_ceiling: float = 10.0
+    selection: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -58,13 +64,12 @@ def plan(options: GourceOptions, settings: ProcessorSettings) -> RenderPlan:
     width, height = width - width % 2, height - height % 2  # yuv420p wants even sides
     framerate = min(options.output_framerate or settings.framerate, settings.max_framerate)
     seconds = min(options.stop_at_time or settings.video_seconds, settings.max_video_seconds)
-    per_day = min(options.seconds_per_day or settings.seconds_per_day, settings.max_seconds_per_day)
+    requested = options.seconds_per_day or settings.seconds_per_day
 
     args = [
         f"-{width}x{height}",
         "--output-framerate", str(framerate),
         "--stop-at-time", f"{seconds:g}",
-        "--seconds-per-day", f"{per_day:g}",
         "--stop-at-end",
         "--disable-input",
         "--no-vsync",
@@ -89,7 +94,30 @@ def plan(options: GourceOptions, settings: ProcessorSettings) -> RenderPlan:
             args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     if options.key:
         args.append("--key")
-    return RenderPlan(width, height, framerate, seconds, args)
+    selection = {
+        "start_date": _epoch(options.start_date),
+        "stop_date": _epoch(options.stop_date),
+        "start_position": options.start_position,
+        "stop_position": options.stop_position,
+    }
+    return RenderPlan(width, height, framerate, seconds, args, requested, settings.max_seconds_per_day, selection)
+
+
+def _epoch(date: str | None) -> float | None:
+    """A contract date (`YYYY-MM-DD hh:mm:ss +zzzz`) as gource reads it, in epoch seconds."""
+    return None if date is None else datetime.strptime(date, "%Y-%m-%d %H:%M:%S %z").timestamp()
+
+
+def fit(render_plan: RenderPlan, log_path: Path, log_format: LogFormat = "git") -> tuple[RenderPlan, Pace]:
+    """The plan with its pace: fitted to the selected history's length unless the request set one."""
+    chosen = select(read_history(log_path, log_format), **render_plan.selection)
+    pace = choose(chosen, render_plan.seconds, render_plan.pace_ceiling, render_plan.requested_pace)
+    args = [
+        "--seconds-per-day", f"{pace.seconds_per_day:.6g}",
+        "--auto-skip-seconds", f"{pace.auto_skip_seconds:g}",
+        "--max-file-lag", f"{pace.max_file_lag:g}",
+    ]  # fmt: skip
+    return replace(render_plan, gource_args=[*render_plan.gource_args, *args]), pace
 
 
 def _start_display(width: int, height: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -120,6 +148,7 @@ def render(
     output: Path,
     settings: ProcessorSettings,
     cancelled: Callable[[], bool] = lambda: False,
+    log_format: LogFormat = "git",
 ) -> VideoInfo:
     """Render `log_path` into `output` within RENDER_TIMEOUT; check the result with ffprobe."""
     xvfb, display = _start_display(render_plan.width, render_plan.height)
@@ -136,7 +165,7 @@ def render(
     try:
         with errors.open("wb") as err:
             gource = spawn(
-                ["gource", "--log-format", "git", *render_plan.gource_args, "-o", "-", str(log_path)],
+                ["gource", "--log-format", log_format, *render_plan.gource_args, "-o", "-", str(log_path)],
                 group=group, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
             )  # fmt: skip
             if gource.stdout is None:  # pragma: no cover - Popen(stdout=PIPE) always sets it

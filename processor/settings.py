@@ -205,7 +205,14 @@ class ProcessorSettings(BrokerSettings):
     max_framerate: Framerate = Field(60, description="Highest frame rate a request may ask for.")
     video_seconds: float = Field(60.0, gt=0, description="Default video length (gource --stop-at-time).")
     max_video_seconds: float = Field(300.0, gt=0, description="Ceiling on --stop-at-time.")
-    seconds_per_day: float = Field(1.0, gt=0, description="Default gource --seconds-per-day.")
+    seconds_per_day: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Pace (gource --seconds-per-day) for requests that set none; unset: fitted so the "
+            "selected history fills the video (see README: pace)."
+        ),
+    )
     max_seconds_per_day: float = Field(10.0, gt=0, description="Ceiling on --seconds-per-day.")
     font_file: Path | None = Field(
         None,
@@ -291,7 +298,7 @@ class ProcessorSettings(BrokerSettings):
             ("resolution", w <= mw and h <= mh),
             ("framerate", self.framerate <= self.max_framerate),
             ("video_seconds", self.video_seconds <= self.max_video_seconds),
-            ("seconds_per_day", self.seconds_per_day <= self.max_seconds_per_day),
+            ("seconds_per_day", (self.seconds_per_day or 0) <= self.max_seconds_per_day),
         ]
         for name, ok in pairs:
             if not ok:

@@ -238,7 +238,7 @@ class Processor:
         event = self._event(Subject.of(request), delivery, received)
         event.state = State.succeeded
         event.url, event.http_url, event.key = produced.url, produced.http_url, produced.key
-        event.timings, event.video = produced.timings, produced.video
+        event.timings, event.video, event.pace = produced.timings, produced.video, produced.pace
         broker.publish_result(event.to_wire(), event.batch_id)
         broker.ack(delivery)
         metrics.settled("already_stored" if produced.skipped else "succeeded")

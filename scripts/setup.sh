@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 sudo_if_needed() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
-packages=(rabbitmq-server gource ffmpeg xvfb git fonts-wqy-zenhei)
+packages=(rabbitmq-server gource ffmpeg xvfb git fonts-wqy-zenhei tesseract-ocr)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
