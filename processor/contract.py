@@ -234,6 +234,8 @@ class ResultEvent(BaseModel):
     url: str | None = None
     http_url: str | None = Field(None, alias="httpUrl")
     key: str | None = None
+    poster_url: str | None = Field(None, alias="posterUrl")
+    poster_http_url: str | None = Field(None, alias="posterHttpUrl")
     error: str | None = None
     reason: str | None = None
     attempts: int = 1

@@ -1,4 +1,4 @@
-"""One render request, start to finish: clone, render, upload. No broker in sight.
+"""One render request, start to finish: clone, pace, render, poster, upload. No broker in sight.
 
 Runs on a worker thread while the broker thread keeps the connection alive; it checks
 `cancelled` so a shutdown stops it promptly, and its work directory is removed whatever
@@ -20,9 +20,9 @@ from pathlib import Path
 from processor import metrics
 from processor.contract import RenderRequest, Timings
 from processor.git import fetch_log
-from processor.render import fit, plan, render
+from processor.render import fit, plan, poster, render
 from processor.settings import ProcessorSettings
-from processor.storage import FINGERPRINT, Storage
+from processor.storage import FINGERPRINT, POSTER_TYPE, Storage
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ class Produced:
     video: dict[str, object] | None = None
     size: int = 0
     pace: dict[str, object] | None = None
+    poster_url: str | None = None
+    poster_http_url: str | None = None
 
 
 def fingerprint(request: RenderRequest, gource_args: list[str]) -> str:
@@ -55,12 +57,14 @@ def produce(
 ) -> Produced:
     """Render `request` and store the video; skip the work if it is already stored."""
     render_plan = plan(request.gource, settings)
-    key = storage.key_for(request.video_id)
+    key, poster_key = storage.key_for(request.video_id), storage.key_for(request.video_id, "jpg")
     mark = fingerprint(request, render_plan.gource_args)
     http_url = storage.http_url_for(key)
-    if storage.fingerprint_of(key) == mark:
-        log.info("video already stored for this request; not rendering again")
-        return Produced(key, storage.url_for(key), http_url, skipped=True)
+    poster_urls = storage.url_for(poster_key), storage.http_url_for(poster_key)
+    if all(storage.fingerprint_of(k) == mark for k in (key, poster_key)):
+        log.info("video and poster already stored for this request; not rendering again")
+        return Produced(key, storage.url_for(key), http_url, True, poster_url=poster_urls[0],
+                        poster_http_url=poster_urls[1])  # fmt: skip
 
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix=f"{request.video_id}.", dir=settings.work_dir)
@@ -76,6 +80,7 @@ def produce(
         started = time.monotonic()
         paced_plan, pace = fit(render_plan, log_path)
         info = render(log_path, paced_plan, work / "video.mp4", settings, cancelled)
+        poster(work / "video.mp4", work / "poster.jpg", info)
         timings.render = round(time.monotonic() - started, 3)
         metrics.RENDER_SECONDS.observe(timings.render)
         log.info(
@@ -87,11 +92,15 @@ def produce(
         metadata = {FINGERPRINT: mark, "video-id": request.video_id}
         if request.batch_id:
             metadata["batch-id"] = request.batch_id
+        # The poster first: the video's fingerprint is what marks the request as done.
+        storage.put(work / "poster.jpg", poster_key, metadata, POSTER_TYPE)
         stored = storage.put(work / "video.mp4", key, metadata)
         timings.upload = round(time.monotonic() - started, 3)
         metrics.UPLOAD_SECONDS.observe(timings.upload)
         metrics.UPLOADED_BYTES.inc(stored.size)
         log.info("stored %s (%d bytes) in %.1f s", stored.url, stored.size, timings.upload)
-        return Produced(key, stored.url, http_url, False, timings, info.as_dict(), stored.size, pace.as_dict())
+        return Produced(
+            key, stored.url, http_url, False, timings, info.as_dict(), stored.size, pace.as_dict(), *poster_urls
+        )  # fmt: skip
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -27,6 +27,7 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -168,7 +169,7 @@ def choose(
     A `requested` pace is kept (capped by `ceiling`); the length is then only a ceiling.
     """
     skip, lag = auto_skip_for(seconds), max_file_lag_for(seconds)
-    gaps = [(b - a) / DAY for a, b in zip(timestamps, timestamps[1:], strict=False)]
+    gaps = [(b - a) / DAY for a, b in pairwise(timestamps)]
     first, last = (timestamps[0], timestamps[-1]) if timestamps else (None, None)
 
     def pace(per_day: float, fitted: bool) -> Pace:

@@ -100,7 +100,9 @@ def plan(options: GourceOptions, settings: ProcessorSettings) -> RenderPlan:
         "start_position": options.start_position,
         "stop_position": options.stop_position,
     }
-    return RenderPlan(width, height, framerate, seconds, args, requested, settings.max_seconds_per_day, selection)
+    return RenderPlan(
+        width, height, framerate, seconds, args, requested, settings.max_seconds_per_day, selection
+    )
 
 
 def _epoch(date: str | None) -> float | None:
@@ -148,6 +150,7 @@ def render(
     output: Path,
     settings: ProcessorSettings,
     cancelled: Callable[[], bool] = lambda: False,
+    *,
     log_format: LogFormat = "git",
 ) -> VideoInfo:
     """Render `log_path` into `output` within RENDER_TIMEOUT; check the result with ffprobe."""
@@ -200,6 +203,22 @@ def render(
         detail = errors.read_bytes()[-800:].decode(errors="replace").strip()
         raise RenderFailed(f"gource exited {gource_code}, ffmpeg exited {ffmpeg.returncode}: {detail}")
     return probe(output, render_plan)
+
+
+def poster(video: Path, output: Path, info: VideoInfo) -> None:
+    """A JPEG of the grown tree, for a page to show before the video loads: a frame near the end.
+
+    The very end can be the users fading out, so the frame is 97 % of the way in (or 0.5 s
+    before the end of a short video).
+    """
+    at = max(0.0, min(info.duration * 0.97, info.duration - 0.5))
+    result = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-ss", f"{at:.3f}",
+         "-i", str(video), "-frames:v", "1", "-q:v", "3", str(output)],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    if result.returncode != 0 or not output.exists() or output.stat().st_size == 0:
+        raise RenderFailed(f"no poster: {result.stderr.decode(errors='replace')[-300:]}")
 
 
 def probe(path: Path, render_plan: RenderPlan) -> VideoInfo:

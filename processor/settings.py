@@ -152,6 +152,22 @@ class ProcessorSettings(BrokerSettings):
         default_factory=(Path.cwd() / "videos").as_uri,
         description="Where videos go: s3://bucket/prefix or file:///absolute/dir (default: ./videos).",
     )
+    public_url_base: str | None = Field(
+        None,
+        description=(
+            "Base of the links in result events (httpUrl, posterHttpUrl): a CDN or public bucket "
+            "in front of OUTPUT_URL; the object key is appended."
+        ),
+    )
+    presign_seconds: int = Field(
+        0,
+        ge=0,
+        le=7 * 86400,
+        description=(
+            "Without PUBLIC_URL_BASE: links are presigned S3 URLs valid this many seconds "
+            "(a private bucket); 0: plain endpoint URLs."
+        ),
+    )
     git_allowed_protocols: Annotated[frozenset[str], NoDecode] = Field(
         frozenset({"https"}),
         description="Comma list of git transports repository URLs may use (https, http, ssh, git, file).",
@@ -247,6 +263,15 @@ class ProcessorSettings(BrokerSettings):
         if not value:
             raise ValueError("at least one protocol must be allowed")
         return frozenset(value)
+
+    @field_validator("public_url_base")
+    @classmethod
+    def _public_url_base(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
     @field_validator("pushgateway_url")
     @classmethod

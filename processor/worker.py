@@ -67,7 +67,7 @@ class Processor:
 
     def __init__(self, settings: ProcessorSettings):
         self.settings = settings
-        self.storage = open_storage(settings.output_url)
+        self.storage = open_storage(settings.output_url, settings.public_url_base, settings.presign_seconds)
         self.tally = Tally()
         self._stop = threading.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
@@ -238,6 +238,7 @@ class Processor:
         event = self._event(Subject.of(request), delivery, received)
         event.state = State.succeeded
         event.url, event.http_url, event.key = produced.url, produced.http_url, produced.key
+        event.poster_url, event.poster_http_url = produced.poster_url, produced.poster_http_url
         event.timings, event.video, event.pace = produced.timings, produced.video, produced.pace
         broker.publish_result(event.to_wire(), event.batch_id)
         broker.ack(delivery)

@@ -120,7 +120,7 @@ def make_long_repo(path: Path, seed: int = 10) -> Path:
     Written with one `git fast-import` run (a few seconds for 3,000+ commits), deterministic
     for a seed. The first commit is at LONG_HISTORY_START and the last at LONG_HISTORY_END.
     """
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - a reproducible history, not a secret
     authors = ["Alice Archer", "Bob Baker", "Chen Wei", "Dana Díaz", "Erik Eriksen", "Fatima Zahra",
                "Gus Grant", "Hana Sato"]  # fmt: skip
     areas = ["src/core", "src/web", "src/db", "docs", "tests/unit", "tests/e2e", "tools", "src/web/static"]
@@ -153,14 +153,20 @@ def make_long_repo(path: Path, seed: int = 10) -> Path:
             changes.append(f"data <<END\nrevision {n}\nEND")
         message = f"change {n}"
         stream.append(
-            (f"commit refs/heads/main\nauthor {author} <{email}> {stamp}\ncommitter {author} <{email}> {stamp}\n"
-             f"data {len(message.encode())}\n{message}\n" + "\n".join(changes) + "\n\n").encode()
+            (
+                f"commit refs/heads/main\nauthor {author} <{email}> {stamp}\n"
+                f"committer {author} <{email}> {stamp}\ndata {len(message.encode())}\n{message}\n"
+                + "\n".join(changes)
+                + "\n\n"
+            ).encode()
         )
     path.mkdir(parents=True)
     git(path, "init", "-q", "-b", "main")
     git(path, "config", "uploadpack.allowFilter", "true")
-    subprocess.run(["git", "-C", str(path), "fast-import", "--quiet"], input=b"".join(stream), check=True,
-                   env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull})  # fmt: skip
+    quiet = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+    subprocess.run(
+        ["git", "-C", str(path), "fast-import", "--quiet"], input=b"".join(stream), check=True, env=quiet
+    )
     return path
 
 
@@ -481,22 +487,32 @@ _GOURCE_DATE = re.compile(rf"(\d{{1,2}})\s*({_MONTHS}),?\s*(\d{{4}})", re.IGNORE
 
 
 def frame_date(video: Path, at: str | float, workdir: Path) -> datetime | None:
-    """The date gource printed at the top of a frame (`at`: "first", "last" or seconds), read by tesseract.
+    """The date gource printed at the top of the first or last frame (or at `at` seconds).
 
-    The date strip is cropped, scaled x2 and inverted (dark text on white is what tesseract
-    reads best) by ffmpeg, then handed to the `tesseract` CLI.
+    Tesseract reads the cropped, doubled, inverted strip. A user's name drifting over the
+    date can make one frame unreadable; gource's date never goes backwards, so the nearest
+    readable frame within half a second inward bounds it (no later for the first frame,
+    no earlier for the last).
     """
-    image = workdir / f"{video.stem}-{at}.png"
-    seek = {"first": ["-ss", "0.05"], "last": ["-sseof", "-0.3"]}.get(str(at), ["-ss", str(at)])
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", *seek, "-i", str(video), "-frames:v", "1",
-         "-vf", "crop=iw:min(ih\\,36):0:0,scale=iw*2:-1,negate,format=gray", str(image)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    text = subprocess.run(
-        ["tesseract", str(image), "-", "--psm", "7"], capture_output=True, text=True, check=True
-    ).stdout
-    match = _GOURCE_DATE.search(text)
-    if not match:
-        return None
-    return datetime.strptime(f"{match[1]} {match[2].title()} {match[3]}", "%d %B %Y").replace(tzinfo=UTC)
+    if at == "first":
+        seeks = [["-ss", f"{t:g}"] for t in (0, 0.1, 0.2, 0.3, 0.5)]
+    elif at == "last":
+        seeks = [["-sseof", f"-{t:g}"] for t in (0.1, 0.2, 0.3, 0.4, 0.5)]
+    else:
+        seeks = [["-ss", str(at)]]
+    for n, seek in enumerate(seeks):
+        image = workdir / f"{video.stem}-{at}-{n}.png"
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", *seek, "-i", str(video), "-frames:v", "1",
+             "-vf", "crop=iw:min(ih\\,36):0:0,scale=iw*2:-1,negate,format=gray", str(image)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        text = subprocess.run(
+            ["tesseract", str(image), "-", "--psm", "7"], capture_output=True, text=True, check=True
+        ).stdout
+        match = _GOURCE_DATE.search(text)
+        if match:
+            return datetime.strptime(f"{match[1]} {match[2].title()} {match[3]}", "%d %B %Y").replace(
+                tzinfo=UTC
+            )
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 from processor.pacing import choose, predict, read_history, select
@@ -14,7 +15,7 @@ START = int(datetime(2010, 4, 1, tzinfo=UTC).timestamp())
 
 def uneven_history() -> list[int]:
     """Sixteen years of a web framework: most days a commit, 2014 silent, a release crunch in 2019."""
-    rng = random.Random(1)
+    rng = random.Random(1)  # noqa: S311 - a reproducible shape, not a secret
     days = [d for d in range(16 * 365) if rng.random() < 0.6 and not 4 * 365 <= d < 5 * 365]
     stamps = [START + d * DAY + rng.randrange(DAY) for d in days]
     stamps += [START + 9 * 365 * DAY + rng.randrange(7 * DAY) for _ in range(600)]
@@ -22,7 +23,7 @@ def uneven_history() -> list[int]:
 
 
 def gaps(stamps: list[int]) -> list[float]:
-    return [(b - a) / DAY for a, b in zip(stamps, stamps[1:], strict=False)]
+    return [(b - a) / DAY for a, b in pairwise(stamps)]
 
 
 def test_a_long_history_is_paced_to_fill_the_requested_length() -> None:
@@ -80,7 +81,8 @@ def test_the_timestamps_gource_reads_come_from_git_and_custom_logs(tmp_path: Pat
 
     for history in (read_history(git_log, "git"), read_history(custom_log, "custom")):
         assert history.timestamps == [1262347200, 1293883200, 1325419200]
-        assert history.positions[0] == 0 and history.positions == sorted(history.positions)
+        assert history.positions[0] == 0
+        assert history.positions == sorted(history.positions)
 
 
 def test_dates_and_positions_leave_what_gource_will_play(tmp_path: Path) -> None:
@@ -92,5 +94,6 @@ def test_dates_and_positions_leave_what_gource_will_play(tmp_path: Path) -> None
         START + n * DAY for n in range(10, 20)
     ]
     halves = select(history, start_position=0.5), select(history, stop_position=0.5)
-    assert abs(len(halves[0]) - 50) <= 1 and abs(len(halves[1]) - 50) <= 1
+    assert abs(len(halves[0]) - 50) <= 1
+    assert abs(len(halves[1]) - 50) <= 1
     assert halves[1][-1] < halves[0][0]

@@ -24,7 +24,9 @@ def git_log(tmp_path: Path, *days: int) -> Path:
     """A log as processor.git writes it: one commit a day, on each of `days` of January 2024."""
     log = tmp_path / "gource.log"
     log.write_text(
-        "".join(f"user:Alice\n{1704067200 + day * 86400}\n:000000 100644 0 1 A\tf{day}.txt\n\n" for day in days)
+        "".join(
+            f"user:Alice\n{1704067200 + day * 86400}\n:000000 100644 0 1 A\tf{day}.txt\n\n" for day in days
+        )
     )
     return log
 

@@ -37,28 +37,38 @@ def test_a_request_naming_only_a_length_tells_the_whole_history_in_that_length(
     assert 12 * 0.9 <= float(probe(video)["format"]["duration"]) <= 12 * 1.1
     span = LONG_HISTORY_END - LONG_HISTORY_START
     first, last = frame_date(video, "first", pipeline.workdir), frame_date(video, "last", pipeline.workdir)
-    assert first is not None and last is not None
+    assert first is not None
+    assert last is not None
     assert day(LONG_HISTORY_START) <= first <= LONG_HISTORY_START + span * 0.05
     assert LONG_HISTORY_END - span * 0.05 <= last <= LONG_HISTORY_END
     pace = event["pace"]
     assert isinstance(pace, dict)
     assert (pace["fitted"], pace["commits"]) == (True, 3109)
-    assert (pace["spanStart"], pace["spanEnd"]) == (LONG_HISTORY_START.isoformat(), LONG_HISTORY_END.isoformat())
-    rendered = next(line["message"] for line in pipeline.processor_log() if line["message"].startswith("rendered"))
+    assert (pace["spanStart"], pace["spanEnd"]) == (
+        LONG_HISTORY_START.isoformat(),
+        LONG_HISTORY_END.isoformat(),
+    )
+    rendered = next(
+        line["message"] for line in pipeline.processor_log() if line["message"].startswith("rendered")
+    )
     assert "3109 commits from 2010-03-01 to 2022-02-25" in rendered
 
 
-def test_a_date_range_is_told_from_its_start_to_its_end(pipeline: Pipeline, long_repo: Path, ocr: None) -> None:
+def test_a_date_range_is_told_from_its_start_to_its_end(
+    pipeline: Pipeline, long_repo: Path, ocr: None
+) -> None:
     line = request(long_repo, "2015", **{"--stop-at-time": 8, "--start-date": "2015-01-01",
                                          "--stop-date": "2016-01-01"})  # fmt: skip
     video, event = render(pipeline, line, "2015")
 
     assert 8 * 0.9 <= float(probe(video)["format"]["duration"]) <= 8 * 1.1
     first, last = frame_date(video, "first", pipeline.workdir), frame_date(video, "last", pipeline.workdir)
-    assert first is not None and last is not None
+    assert first is not None
+    assert last is not None
     year_start, year_end = datetime(2015, 1, 1, tzinfo=UTC), datetime(2016, 1, 1, tzinfo=UTC)
     assert year_start <= first <= year_start + timedelta(days=19)
     assert year_end - timedelta(days=19) <= last < year_end
     pace = event["pace"]
     assert isinstance(pace, dict)
-    assert str(pace["spanStart"]).startswith("2015-01") and str(pace["spanEnd"]).startswith("2015-12")
+    assert str(pace["spanStart"]).startswith("2015-01")
+    assert str(pace["spanEnd"]).startswith("2015-12")
