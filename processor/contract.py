@@ -218,6 +218,7 @@ class Timings(BaseModel):
     queued: float | None = None
     clone: float | None = None
     render: float | None = None
+    poster: float | None = None  # part of render
     upload: float | None = None
     total: float | None = None
 
@@ -236,6 +237,8 @@ class ResultEvent(BaseModel):
     key: str | None = None
     poster_url: str | None = Field(None, alias="posterUrl")
     poster_http_url: str | None = Field(None, alias="posterHttpUrl")
+    playlist_url: str | None = Field(None, alias="playlistUrl")
+    playlist_http_url: str | None = Field(None, alias="playlistHttpUrl")
     error: str | None = None
     reason: str | None = None
     attempts: int = 1

@@ -20,9 +20,10 @@ from pathlib import Path
 from processor import metrics
 from processor.contract import RenderRequest, Timings
 from processor.git import fetch_log
+from processor.outputs import Outputs
 from processor.render import fit, plan, poster, render
 from processor.settings import ProcessorSettings
-from processor.storage import FINGERPRINT, POSTER_TYPE, Storage
+from processor.storage import FINGERPRINT, Storage
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class Produced:
     pace: dict[str, object] | None = None
     poster_url: str | None = None
     poster_http_url: str | None = None
+    playlist_url: str | None = None
+    playlist_http_url: str | None = None
 
 
 def fingerprint(request: RenderRequest, gource_args: list[str]) -> str:
@@ -57,14 +60,24 @@ def produce(
 ) -> Produced:
     """Render `request` and store the video; skip the work if it is already stored."""
     render_plan = plan(request.gource, settings)
-    key, poster_key = storage.key_for(request.video_id), storage.key_for(request.video_id, "jpg")
-    mark = fingerprint(request, render_plan.gource_args)
-    http_url = storage.http_url_for(key)
-    poster_urls = storage.url_for(poster_key), storage.http_url_for(poster_key)
-    if all(storage.fingerprint_of(k) == mark for k in (key, poster_key)):
-        log.info("video and poster already stored for this request; not rendering again")
-        return Produced(key, storage.url_for(key), http_url, True, poster_url=poster_urls[0],
-                        poster_http_url=poster_urls[1])  # fmt: skip
+    outputs = Outputs.of(storage, request.video_id, settings.output_format)
+    mark = fingerprint(request, [*render_plan.gource_args, f"output={settings.output_format}"])
+    key = outputs.main
+
+    def produced(skipped: bool) -> Produced:
+        done = Produced(key, storage.url_for(key), storage.http_url_for(key), skipped)
+        done.poster_url, done.poster_http_url = (
+            storage.url_for(outputs.poster),
+            storage.http_url_for(outputs.poster),
+        )
+        if outputs.playlist is not None:
+            done.playlist_url = storage.url_for(outputs.playlist)
+            done.playlist_http_url = storage.http_url_for(outputs.playlist)
+        return done
+
+    if outputs.already_stored(storage, mark):
+        log.info("everything this request writes is already stored; not rendering again")
+        return produced(True)
 
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix=f"{request.video_id}.", dir=settings.work_dir)
@@ -80,7 +93,9 @@ def produce(
         started = time.monotonic()
         paced_plan, pace = fit(render_plan, log_path)
         info = render(log_path, paced_plan, work / "video.mp4", settings, cancelled)
+        drawn = time.monotonic()
         poster(work / "video.mp4", work / "poster.jpg", info)
+        timings.poster = round(time.monotonic() - drawn, 3)
         timings.render = round(time.monotonic() - started, 3)
         metrics.RENDER_SECONDS.observe(timings.render)
         log.info(
@@ -92,15 +107,13 @@ def produce(
         metadata = {FINGERPRINT: mark, "video-id": request.video_id}
         if request.batch_id:
             metadata["batch-id"] = request.batch_id
-        # The poster first: the video's fingerprint is what marks the request as done.
-        storage.put(work / "poster.jpg", poster_key, metadata, POSTER_TYPE)
-        stored = storage.put(work / "video.mp4", key, metadata)
+        stored = outputs.store(storage, work / "video.mp4", work / "poster.jpg", metadata)
         timings.upload = round(time.monotonic() - started, 3)
         metrics.UPLOAD_SECONDS.observe(timings.upload)
         metrics.UPLOADED_BYTES.inc(stored.size)
         log.info("stored %s (%d bytes) in %.1f s", stored.url, stored.size, timings.upload)
-        return Produced(
-            key, stored.url, http_url, False, timings, info.as_dict(), stored.size, pace.as_dict(), *poster_urls
-        )  # fmt: skip
+        done = produced(False)
+        done.timings, done.video, done.size, done.pace = timings, info.as_dict(), stored.size, pace.as_dict()
+        return done
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -65,6 +65,8 @@ def plan(options: GourceOptions, settings: ProcessorSettings) -> RenderPlan:
     framerate = min(options.output_framerate or settings.framerate, settings.max_framerate)
     seconds = min(options.stop_at_time or settings.video_seconds, settings.max_video_seconds)
     requested = options.seconds_per_day or settings.seconds_per_day
+    if requested is not None:
+        requested = min(requested, settings.max_seconds_per_day)
 
     args = [
         f"-{width}x{height}",
@@ -94,6 +96,8 @@ def plan(options: GourceOptions, settings: ProcessorSettings) -> RenderPlan:
             args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     if options.key:
         args.append("--key")
+    if requested is not None:  # else `fit` chooses it, once the log is there
+        args += ["--seconds-per-day", f"{requested:g}"]
     selection = {
         "start_date": _epoch(options.start_date),
         "stop_date": _epoch(options.stop_date),
@@ -114,11 +118,8 @@ def fit(render_plan: RenderPlan, log_path: Path, log_format: LogFormat = "git") 
     """The plan with its pace: fitted to the selected history's length unless the request set one."""
     chosen = select(read_history(log_path, log_format), **render_plan.selection)
     pace = choose(chosen, render_plan.seconds, render_plan.pace_ceiling, render_plan.requested_pace)
-    args = [
-        "--seconds-per-day", f"{pace.seconds_per_day:.6g}",
-        "--auto-skip-seconds", f"{pace.auto_skip_seconds:g}",
-        "--max-file-lag", f"{pace.max_file_lag:g}",
-    ]  # fmt: skip
+    args = ["--seconds-per-day", f"{pace.seconds_per_day:.6g}"] if pace.fitted else []
+    args += ["--auto-skip-seconds", f"{pace.auto_skip_seconds:g}", "--max-file-lag", f"{pace.max_file_lag:g}"]
     return replace(render_plan, gource_args=[*render_plan.gource_args, *args]), pace
 
 
@@ -181,8 +182,7 @@ def render(
                     "-vcodec", settings.ffmpeg_codec, "-preset", settings.ffmpeg_preset,
                     "-crf", str(settings.ffmpeg_crf), "-pix_fmt", "yuv420p",
                     "-r", str(render_plan.framerate), "-t", f"{render_plan.seconds:g}",
-                    "-movflags", "+faststart",
-                    "-f", "mp4", str(output),
+                    *_outputs(output, settings.output_format),
                 ],
                 group=group, env=env, stdin=gource.stdout, stdout=subprocess.DEVNULL, stderr=err,
             )  # fmt: skip
@@ -203,6 +203,34 @@ def render(
         detail = errors.read_bytes()[-800:].decode(errors="replace").strip()
         raise RenderFailed(f"gource exited {gource_code}, ffmpeg exited {ffmpeg.returncode}: {detail}")
     return probe(output, render_plan)
+
+
+HLS_DIR, PLAYLIST = "hls", "index.m3u8"
+SEGMENT_SECONDS = 4
+
+
+def _outputs(output: Path, output_format: str) -> list[str]:
+    """ffmpeg's output options: the MP4, and for HLS the same encoded frames through the tee
+    muxer into a playlist and MPEG-TS segments beside it (one encode, no second pass)."""
+    if output_format == "mp4":
+        return ["-movflags", "+faststart", "-f", "mp4", str(output)]
+    folder = output.parent / HLS_DIR
+    folder.mkdir(exist_ok=True)
+    hls = (
+        f"[f=hls:hls_time={SEGMENT_SECONDS}:hls_playlist_type=vod:hls_segment_type=mpegts:"
+        f"hls_segment_filename={folder}/segment%03d.ts]{folder}/{PLAYLIST}"
+    )
+    return [
+        # A keyframe every 2 s, so segments can be cut near SEGMENT_SECONDS.
+        "-force_key_frames", "expr:gte(t,n_forced*2)", "-flags", "+global_header",
+        "-map", "0:v", "-f", "tee", f"[f=mp4:movflags=+faststart]{output}|{hls}",
+    ]  # fmt: skip
+
+
+def hls_files(output: Path) -> tuple[list[Path], Path]:
+    """The segments and the playlist `render` wrote beside `output`."""
+    folder = output.parent / HLS_DIR
+    return sorted(folder.glob("segment*.ts")), folder / PLAYLIST
 
 
 def poster(video: Path, output: Path, info: VideoInfo) -> None:

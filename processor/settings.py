@@ -237,6 +237,13 @@ class ProcessorSettings(BrokerSettings):
             "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc from fonts-wqy-zenhei)."
         ),
     )
+    output_format: Literal["mp4", "hls", "both"] = Field(
+        "mp4",
+        description=(
+            "mp4: one file; hls: a playlist and segments under {prefix}/{videoId}/ for streaming "
+            "players (hls.js, Safari); both: the two, from one encode."
+        ),
+    )
     ffmpeg_codec: Literal["libx264", "libx265"] = Field("libx264", description="Video encoder.")
     ffmpeg_preset: str = Field(
         "veryfast",

@@ -15,7 +15,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
 import boto3
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 CONTENT_TYPE = "video/mp4"
 POSTER_TYPE = "image/jpeg"
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+SEGMENT_TYPE = "video/mp2t"
 FINGERPRINT = "fingerprint"
 _CONFIG_CODES = {
     "NoSuchBucket",
@@ -69,6 +71,11 @@ class Storage(Protocol):
     def put(
         self, path: Path, key: str, metadata: dict[str, str], content_type: str = CONTENT_TYPE
     ) -> Stored: ...
+
+    def keys_under(self, folder: str) -> list[str]:
+        """Every key below `folder/` (an HLS rendition's playlist and segments)."""
+
+    def delete(self, keys: list[str]) -> None: ...
 
 
 def _join(prefix: str, name: str) -> str:
@@ -159,6 +166,23 @@ class S3Storage:
             raise StorageUnavailable(f"uploading to s3://{self.bucket}: {exc}") from exc
         return Stored(key, self.url_for(key), path.stat().st_size)
 
+    def keys_under(self, folder: str) -> list[str]:
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=folder.rstrip("/") + "/"
+            )
+            return [item["Key"] for page in pages for item in page.get("Contents", [])]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, "listing") from exc
+
+    def delete(self, keys: list[str]) -> None:
+        try:
+            for start in range(0, len(keys), 1000):  # the API's limit per call
+                chunk: Any = [{"Key": key} for key in keys[start : start + 1000]]
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, "deleting from") from exc
+
 
 class FileStorage:
     """A local directory, for laptops and demos; writes are atomic (temp file + rename)."""
@@ -184,7 +208,8 @@ class FileStorage:
         return _public(self.public_url_base, key)  # e.g. a web server serving the directory
 
     def _meta(self, key: str) -> Path:
-        return self.root / f".{key}.fingerprint"
+        target = self.root / key
+        return target.with_name(f".{target.name}.fingerprint")
 
     def fingerprint_of(self, key: str) -> str | None:
         if not (self.root / key).exists() or not self._meta(key).exists():
@@ -203,6 +228,15 @@ class FileStorage:
             temp.unlink(missing_ok=True)
             raise StorageUnavailable(f"writing {target}: {exc}") from exc
         return Stored(key, self.url_for(key), target.stat().st_size)
+
+    def keys_under(self, folder: str) -> list[str]:
+        found = (self.root / folder).rglob("*")
+        return sorted(p.relative_to(self.root).as_posix() for p in found if p.is_file() and p.name[0] != ".")
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            (self.root / key).unlink(missing_ok=True)
+            self._meta(key).unlink(missing_ok=True)
 
 
 def open_storage(output_url: str, public_url_base: str | None = None, presign_seconds: int = 0) -> Storage:

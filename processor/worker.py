@@ -239,6 +239,7 @@ class Processor:
         event.state = State.succeeded
         event.url, event.http_url, event.key = produced.url, produced.http_url, produced.key
         event.poster_url, event.poster_http_url = produced.poster_url, produced.poster_http_url
+        event.playlist_url, event.playlist_http_url = produced.playlist_url, produced.playlist_http_url
         event.timings, event.video, event.pace = produced.timings, produced.video, produced.pace
         broker.publish_result(event.to_wire(), event.batch_id)
         broker.ack(delivery)

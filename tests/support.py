@@ -483,7 +483,7 @@ def s3_server(log: Path) -> Iterator[str]:
 
 
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-_GOURCE_DATE = re.compile(rf"(\d{{1,2}})\s*({_MONTHS}),?\s*(\d{{4}})", re.IGNORECASE)
+_GOURCE_DATE = re.compile(rf"\b(\d{{1,2}})[\s.,]*({_MONTHS})[\s.,]*((?:19|20)\d\d)(?!\d)", re.IGNORECASE)
 
 
 def frame_date(video: Path, at: str | float, workdir: Path) -> datetime | None:

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.slow
 
 
 def request(repo: Path, video_id: str, **gource: object) -> str:
-    options = {"resolution": "320x240", "--output-framerate": 25, **gource}
+    # 640x360: gource's labels are a fixed size, so on a smaller frame they cover the date.
+    options = {"resolution": "640x360", "--output-framerate": 25, **gource}
     return json.dumps({"type": "gource", "repoURL": repo.as_uri(), "videoId": video_id, "gource": options})
 
 
