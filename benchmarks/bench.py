@@ -5,6 +5,10 @@
 2. Render: one request through a real processor (load -> clone -> render -> S3 upload ->
    result event) vs the bare `git log` + `gource | ffmpeg` pipeline run by hand with the
    same options on the same repository; plus the processor's peak memory.
+3. Story: the generated 12-year, 3,109-commit history (tests/support.py) at a fitted pace:
+   render time, video seconds per wall second, where the video starts and ends (gource's
+   date, read by tesseract), and what the poster and HLS (OUTPUT_FORMAT=both) add.
+   `--poster FILE` keeps the poster (README's picture is one).
 
 Ratios measured in one run are what to compare: this machine is shared and noisy.
 """
@@ -31,11 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support import S3_CREDENTIALS, free_port, make_sample_repo, s3_server
+from support import S3_CREDENTIALS, frame_date, free_port, make_long_repo, make_sample_repo, s3_server
 
 from processor.contract import GourceOptions
 from processor.git import LOG_ARGS
-from processor.render import plan
+from processor.render import fit, plan, poster, render
 from processor.settings import ProcessorSettings
 from processor.topology import Topology
 
@@ -217,6 +221,50 @@ def bench_render(work: Path, seconds: int, resolution: str, framerate: int) -> N
           f"{peak[1] / 1024:.0f} MiB")  # fmt: skip
 
 
+def bench_story(work: Path, seconds: int, resolution: str, framerate: int, keep_poster: Path | None) -> None:
+    repo = make_long_repo(work / "long")
+    log = work / "gource.log"
+    with log.open("wb") as out:
+        subprocess.run(["git", "-C", str(repo), *LOG_ARGS], stdout=out, check=True)
+    options = GourceOptions.model_validate({"resolution": resolution, "--output-framerate": framerate})
+    timed: dict[str, float] = {}
+    for output_format in ("mp4", "both"):
+        settings = ProcessorSettings(
+            video_seconds=seconds, max_video_seconds=seconds, output_format=output_format
+        )
+        folder = work / output_format
+        folder.mkdir()
+        started = time.perf_counter()
+        paced, pace = fit(plan(options, settings), log)
+        timed[f"pace {output_format}"] = time.perf_counter() - started
+        started = time.perf_counter()
+        info = render(log, paced, folder / "video.mp4", settings)
+        timed[output_format] = time.perf_counter() - started
+    started = time.perf_counter()
+    poster(work / "mp4" / "video.mp4", work / "poster.jpg", info)
+    timed["poster"] = time.perf_counter() - started
+    first = frame_date(work / "mp4" / "video.mp4", "first", work)
+    last = frame_date(work / "mp4" / "video.mp4", "last", work)
+    segments = sorted((work / "both" / "hls").glob("*.ts"))
+
+    print(
+        f"story: {resolution}@{framerate}, {seconds} s asked, generated history (12 years, quiet 2014, a burst)"
+    )
+    print(f"  pace: {pace.describe()}; auto-skip {pace.auto_skip_seconds:g} s, file lag {pace.max_file_lag:g} s;"
+          f" chosen in {timed['pace mp4'] * 1000:.0f} ms")  # fmt: skip
+    print(f"  video: {info.duration:.2f} s ({info.duration / seconds * 100:.0f} % of asked), first frame says"
+          f" {first and first.date()}, last frame says {last and last.date()}")  # fmt: skip
+    print(f"  render (gource | ffmpeg, mp4)                : {timed['mp4']:6.1f} s,"
+          f" {info.duration / timed['mp4']:.2f} video s per wall s")  # fmt: skip
+    print(f"  render with HLS too (tee muxer, one encode)  : {timed['both']:6.1f} s,"
+          f" {len(segments)} segments: +{(timed['both'] - timed['mp4']) / timed['mp4'] * 100:.1f} %")  # fmt: skip
+    print(f"  poster (ffmpeg seek + one JPEG)              : {timed['poster']:6.2f} s,"
+          f" +{timed['poster'] / timed['mp4'] * 100:.1f} % of the render")  # fmt: skip
+    if keep_poster is not None:
+        keep_poster.write_bytes((work / "poster.jpg").read_bytes())
+        print(f"  poster kept as {keep_poster} ({keep_poster.stat().st_size} bytes)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -228,12 +276,19 @@ def main() -> None:
     parser.add_argument("--framerate", type=int, default=30)
     parser.add_argument("--skip-loader", action="store_true")
     parser.add_argument("--skip-render", action="store_true")
+    parser.add_argument("--skip-story", action="store_true")
+    parser.add_argument("--story-seconds", type=int, default=60)
+    parser.add_argument("--poster", type=Path, help="keep the story's poster here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_loader:
             bench_loader(args.requests, args.rounds, Path(tmp))
         if not args.skip_render:
             bench_render(Path(tmp), args.seconds, args.resolution, args.framerate)
+        if not args.skip_story:
+            story = Path(tmp) / "story"
+            story.mkdir()
+            bench_story(story, args.story_seconds, args.resolution, args.framerate, args.poster)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,12 @@ def test_links_are_the_public_base_plus_the_key_also_for_a_local_directory(
 def test_hls_comes_from_the_same_encode_plays_and_replaces_an_earlier_rendition(
     pipeline: Pipeline, sample_repo: Path
 ) -> None:
-    public = f"{pipeline.s3_endpoint}/{pipeline.bucket}"  # the S3 server itself stands in for a CDN
+    # A public-read bucket: what PUBLIC_URL_BASE points at (or a CDN in front of one).
+    readable = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{pipeline.bucket}/*"}  # fmt: skip
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [readable]})
+    pipeline.s3.put_bucket_policy(Bucket=pipeline.bucket, Policy=policy)
+    public = f"{pipeline.s3_endpoint}/{pipeline.bucket}"
     settings = {"OUTPUT_FORMAT": "both", "PUBLIC_URL_BASE": public}
     options = {"resolution": "320x240", "--stop-at-time": 9, "--output-framerate": 25}
     nine = json.dumps(
