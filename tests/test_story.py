@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from support import LONG_HISTORY_END, LONG_HISTORY_START, Pipeline, frame_date, probe
+from support import LONG_HISTORY_END, LONG_HISTORY_START, Pipeline, frame_date, git, probe
 
 pytestmark = pytest.mark.slow
 
@@ -73,3 +73,23 @@ def test_a_date_range_is_told_from_its_start_to_its_end(
     assert isinstance(pace, dict)
     assert str(pace["spanStart"]).startswith("2015-01")
     assert str(pace["spanEnd"]).startswith("2015-12")
+
+
+def test_a_day_old_repository_makes_a_short_video_not_slow_motion(
+    pipeline: Pipeline, tmp_path: Path, renderer: None
+) -> None:
+    repo = tmp_path / "new"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    for hour in (9, 11, 12, 15, 18):
+        (repo / f"step{hour}.txt").write_text(f"{hour}\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", f"{hour} o'clock", date=f"2026-03-02T{hour:02d}:00:00+00:00")
+
+    video, event = render(pipeline, request(repo, "new", **{"--stop-at-time": 60}), "new")
+
+    assert float(probe(video)["format"]["duration"]) < 20
+    pace = event["pace"]
+    assert isinstance(pace, dict)
+    assert (pace["secondsPerDay"], pace["commits"]) == (10, 5)  # MAX_SECONDS_PER_DAY: the slowest there is
+    assert frame_date(video, "last", pipeline.workdir) == datetime(2026, 3, 2, tzinfo=UTC)
