@@ -36,9 +36,7 @@ class Outputs:
     @property
     def main(self) -> str:
         """The key the event's `url` names: the MP4, or the playlist when there is no MP4."""
-        main = self.video or self.playlist
-        assert main is not None  # noqa: S101 - OUTPUT_FORMAT always names one
-        return main
+        return self.video or self.playlist or self.poster
 
     def marked(self) -> list[str]:
         return [key for key in (self.playlist, self.poster, self.video) if key is not None]

@@ -13,7 +13,8 @@ commit's files (at most `--max-file-lag` behind) and their beams fade (`settle`)
 they count as idle. Video seconds grow
 monotonically with the pace, so bisection (on its logarithm) finds the pace that plays the
 selection in 97 % of the length; after the last commit the date stands still while users
-fade out (about 4 s, `FADE`), and ffmpeg's `-t` cuts that short at the length.
+linger and fade out (gource's user-idle-time, 3 s, and more while beams finish), and
+ffmpeg's `-t` cuts that short at the length.
 
 Auto-skip and file lag scale with the length (1 % of it each), so a year without commits costs a
 blink in a minute's video instead of eating it; the pace never falls below the operator's
@@ -34,10 +35,8 @@ from typing import Literal
 LogFormat = Literal["git", "custom"]
 
 DAY = 86400.0
-# Measured with gource 0.54 at 30 fps: beams fade about half a second after the file lag;
-# after the last one they linger 3 s (gource's user-idle-time) and fade out in about 1 s.
+# Measured with gource 0.54 at 30 fps: beams fade about half a second after the file lag.
 SETTLE = 0.5
-FADE = 4.0
 # History fills 97 % of the length; ffmpeg's -t cuts the fade-out after it, so the video is
 # the full length and its last frames show the last commit's date.
 _FILL = 0.97
@@ -61,7 +60,7 @@ class Pace:
     commits: int
     first: int | None
     last: int | None
-    predicted_seconds: float
+    play_seconds: float  # the model's seconds from the first commit to the last
     fitted: bool
 
     def as_dict(self) -> dict[str, object]:
@@ -76,7 +75,7 @@ class Pace:
             "spanStart": iso(self.first),
             "spanEnd": iso(self.last),
             "spanDays": round(((self.last or 0) - (self.first or 0)) / DAY, 2),
-            "predictedSeconds": round(self.predicted_seconds, 2),
+            "playSeconds": round(self.play_seconds, 2),
         }
 
     def describe(self) -> str:
@@ -173,8 +172,8 @@ def choose(
     first, last = (timestamps[0], timestamps[-1]) if timestamps else (None, None)
 
     def pace(per_day: float, fitted: bool) -> Pace:
-        length = min(predict(gaps, per_day, skip, lag) + FADE, seconds)
-        return Pace(per_day, skip, lag, len(timestamps), first, last, length, fitted)
+        played = min(predict(gaps, per_day, skip, lag), seconds)
+        return Pace(per_day, skip, lag, len(timestamps), first, last, played, fitted)
 
     if requested is not None:
         return pace(min(requested, ceiling), fitted=False)

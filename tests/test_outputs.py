@@ -39,19 +39,23 @@ def test_every_video_has_a_poster_beside_it_and_a_private_bucket_gets_presigned_
             assert response.read() == pipeline.download(key).read_bytes()
 
 
-def test_links_are_the_public_base_plus_the_key_also_for_a_local_directory(
+def test_a_local_directory_gets_poster_playlist_and_public_links_too(
     pipeline: Pipeline, sample_repo: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "site"
     assert pipeline.load("--file", "-", stdin=request(sample_repo, "local")).returncode == 0
 
-    assert pipeline.process(OUTPUT_URL=out.as_uri(), PUBLIC_URL_BASE="https://cdn.example.com/gource/") == [0]
+    assert pipeline.process(
+        OUTPUT_URL=out.as_uri(), PUBLIC_URL_BASE="https://cdn.example.com/gource/", OUTPUT_FORMAT="both"
+    ) == [0]
 
     [event] = pipeline.results()
     assert event["httpUrl"] == "https://cdn.example.com/gource/local.mp4"
     assert event["posterHttpUrl"] == "https://cdn.example.com/gource/local.jpg"
     assert event["posterUrl"] == (out / "local.jpg").as_uri()
     assert probe(out / "local.jpg")["streams"][0]["codec_name"] == "mjpeg"
+    assert event["playlistHttpUrl"] == "https://cdn.example.com/gource/local/index.m3u8"
+    assert probe(out / "local" / "index.m3u8")["streams"][0]["codec_name"] == "h264"
 
 
 def test_hls_comes_from_the_same_encode_plays_and_replaces_an_earlier_rendition(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from support import LONG_HISTORY_END, LONG_HISTORY_START, Pipeline, frame_date, git, probe
+
+from processor.git import LOG_ARGS
+from processor.pacing import read_history, select
 
 pytestmark = pytest.mark.slow
 
@@ -93,3 +97,23 @@ def test_a_day_old_repository_makes_a_short_video_not_slow_motion(
     assert isinstance(pace, dict)
     assert (pace["secondsPerDay"], pace["commits"]) == (10, 5)  # MAX_SECONDS_PER_DAY: the slowest there is
     assert frame_date(video, "last", pipeline.workdir) == datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def test_stop_position_ends_the_video_where_gource_stops_reading(
+    pipeline: Pipeline, long_repo: Path, ocr: None
+) -> None:
+    log = pipeline.workdir / "gource.log"
+    with log.open("wb") as out:
+        subprocess.run(["git", "-C", str(long_repo), *LOG_ARGS], stdout=out, check=True)
+    selected = select(read_history(log), stop_position=0.5)  # the first half of the log's bytes
+    start, end = (datetime.fromtimestamp(t, UTC) for t in (selected[0], selected[-1]))
+
+    video, event = render(
+        pipeline, request(long_repo, "half", **{"--stop-at-time": 8, "--stop-position": 0.5}), "half"
+    )
+
+    last = frame_date(video, "last", pipeline.workdir)
+    assert last is not None
+    assert end - (end - start) * 0.05 <= last <= end + timedelta(days=31)  # gource reads ahead a little
+    assert isinstance(event["pace"], dict)
+    assert event["pace"]["commits"] == len(selected)
