@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -228,6 +229,12 @@ def bench_story(work: Path, seconds: int, resolution: str, framerate: int, keep_
         subprocess.run(["git", "-C", str(repo), *LOG_ARGS], stdout=out, check=True)
     options = GourceOptions.model_validate({"resolution": resolution, "--output-framerate": framerate})
     timed: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+
+    def children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
     for output_format in ("mp4", "both"):
         settings = ProcessorSettings(
             video_seconds=seconds, max_video_seconds=seconds, output_format=output_format
@@ -237,12 +244,14 @@ def bench_story(work: Path, seconds: int, resolution: str, framerate: int, keep_
         started = time.perf_counter()
         paced, pace = fit(plan(options, settings), log)
         timed[f"pace {output_format}"] = time.perf_counter() - started
-        started = time.perf_counter()
+        started, used = time.perf_counter(), children_cpu()
         info = render(log, paced, folder / "video.mp4", settings)
         timed[output_format] = time.perf_counter() - started
-    started = time.perf_counter()
+        cpu[output_format] = children_cpu() - used
+    started, used = time.perf_counter(), children_cpu()
     poster(work / "mp4" / "video.mp4", work / "poster.jpg", info)
     timed["poster"] = time.perf_counter() - started
+    cpu["poster"] = children_cpu() - used
     first = frame_date(work / "mp4" / "video.mp4", "first", work)
     last = frame_date(work / "mp4" / "video.mp4", "last", work)
     segments = sorted((work / "both" / "hls").glob("*.ts"))
@@ -254,12 +263,13 @@ def bench_story(work: Path, seconds: int, resolution: str, framerate: int, keep_
           f" chosen in {timed['pace mp4'] * 1000:.0f} ms")  # fmt: skip
     print(f"  video: {info.duration:.2f} s ({info.duration / seconds * 100:.0f} % of asked), first frame says"
           f" {first and first.date()}, last frame says {last and last.date()}")  # fmt: skip
-    print(f"  render (gource | ffmpeg, mp4)                : {timed['mp4']:6.1f} s,"
+    print("  (wall seconds move with the machine's load; CPU seconds of Xvfb + gource + ffmpeg less so)")
+    print(f"  render (gource | ffmpeg, mp4)                : {timed['mp4']:6.1f} s wall, {cpu['mp4']:6.1f} s CPU,"
           f" {info.duration / timed['mp4']:.2f} video s per wall s")  # fmt: skip
-    print(f"  render with HLS too (tee muxer, one encode)  : {timed['both']:6.1f} s,"
-          f" {len(segments)} segments: +{(timed['both'] - timed['mp4']) / timed['mp4'] * 100:.1f} %")  # fmt: skip
-    print(f"  poster (ffmpeg seek + one JPEG)              : {timed['poster']:6.2f} s,"
-          f" +{timed['poster'] / timed['mp4'] * 100:.1f} % of the render")  # fmt: skip
+    print(f"  render with HLS too (tee muxer, one encode)  : {timed['both']:6.1f} s wall, {cpu['both']:6.1f} s CPU,"
+          f" {len(segments)} segments: CPU {(cpu['both'] - cpu['mp4']) / cpu['mp4'] * 100:+.1f} %")  # fmt: skip
+    print(f"  poster (ffmpeg seek + one JPEG)              : {timed['poster']:6.2f} s wall, {cpu['poster']:6.2f} s CPU,"
+          f" {cpu['poster'] / cpu['mp4'] * 100:+.1f} % of the render's CPU")  # fmt: skip
     if keep_poster is not None:
         keep_poster.write_bytes((work / "poster.jpg").read_bytes())
         print(f"  poster kept as {keep_poster} ({keep_poster.stat().st_size} bytes)")

@@ -185,6 +185,7 @@ def render(
                     *_outputs(output, settings.output_format),
                 ],
                 group=group, env=env, stdin=gource.stdout, stdout=subprocess.DEVNULL, stderr=err,
+                cwd=output.parent,  # names relative to it: the tee muxer's syntax needs no escaping
             )  # fmt: skip
             gource.stdout.close()  # ffmpeg holds the only reader now
             while ffmpeg.poll() is None:
@@ -213,17 +214,16 @@ def _outputs(output: Path, output_format: str) -> list[str]:
     """ffmpeg's output options: the MP4, and for HLS the same encoded frames through the tee
     muxer into a playlist and MPEG-TS segments beside it (one encode, no second pass)."""
     if output_format == "mp4":
-        return ["-movflags", "+faststart", "-f", "mp4", str(output)]
-    folder = output.parent / HLS_DIR
-    folder.mkdir(exist_ok=True)
+        return ["-movflags", "+faststart", "-f", "mp4", output.name]
+    (output.parent / HLS_DIR).mkdir(exist_ok=True)
     hls = (
         f"[f=hls:hls_time={SEGMENT_SECONDS}:hls_playlist_type=vod:hls_segment_type=mpegts:"
-        f"hls_segment_filename={folder}/segment%03d.ts]{folder}/{PLAYLIST}"
+        f"hls_segment_filename={HLS_DIR}/segment%03d.ts]{HLS_DIR}/{PLAYLIST}"
     )
     return [
         # A keyframe every 2 s, so segments can be cut near SEGMENT_SECONDS.
         "-force_key_frames", "expr:gte(t,n_forced*2)", "-flags", "+global_header",
-        "-map", "0:v", "-f", "tee", f"[f=mp4:movflags=+faststart]{output}|{hls}",
+        "-map", "0:v", "-f", "tee", f"[f=mp4:movflags=+faststart]{output.name}|{hls}",
     ]  # fmt: skip
 
 
