@@ -40,7 +40,7 @@ from support import S3_CREDENTIALS, frame_date, free_port, make_long_repo, make_
 
 from processor.contract import GourceOptions
 from processor.git import LOG_ARGS
-from processor.render import fit, plan, poster, render
+from processor.render import fit, output_args, plan, poster, render
 from processor.settings import ProcessorSettings
 from processor.topology import Topology
 
@@ -232,8 +232,27 @@ def bench_story(work: Path, seconds: int, resolution: str, framerate: int, keep_
     cpu: dict[str, float] = {}
 
     def children_cpu() -> float:
+        """CPU seconds of every child that has ended; the render's are reaped first (its killed
+        gource would otherwise be counted whenever Python gets round to reaping it)."""
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         return usage.ru_utime + usage.ru_stime
+
+    def encode_cpu(output_format: str, source: Path, folder: Path) -> float:
+        """ffmpeg alone, the same frames and encoder settings as a render: what HLS adds to it."""
+        folder.mkdir()
+        used = children_cpu()
+        subprocess.run(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(source),
+             "-vcodec", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+             *output_args(folder / "video.mp4", output_format)],
+            cwd=folder, check=True,
+        )  # fmt: skip
+        return children_cpu() - used
 
     for output_format in ("mp4", "both"):
         settings = ProcessorSettings(
@@ -252,6 +271,13 @@ def bench_story(work: Path, seconds: int, resolution: str, framerate: int, keep_
     poster(work / "mp4" / "video.mp4", work / "poster.jpg", info)
     timed["poster"] = time.perf_counter() - started
     cpu["poster"] = children_cpu() - used
+    encodes: dict[str, list[float]] = {"mp4": [], "both": []}
+    for n in range(3):  # alternating, so the machine's drift hits both alike
+        for output_format in ("mp4", "both"):
+            encodes[output_format].append(
+                encode_cpu(output_format, work / "mp4" / "video.mp4", work / f"encode-{output_format}-{n}")
+            )
+    encode = {name: statistics.median(values) for name, values in encodes.items()}
     first = frame_date(work / "mp4" / "video.mp4", "first", work)
     last = frame_date(work / "mp4" / "video.mp4", "last", work)
     segments = sorted((work / "both" / "hls").glob("*.ts"))
@@ -268,6 +294,9 @@ def bench_story(work: Path, seconds: int, resolution: str, framerate: int, keep_
           f" {info.duration / timed['mp4']:.2f} video s per wall s")  # fmt: skip
     print(f"  render with HLS too (tee muxer, one encode)  : {timed['both']:6.1f} s wall, {cpu['both']:6.1f} s CPU,"
           f" {len(segments)} segments: CPU {(cpu['both'] - cpu['mp4']) / cpu['mp4'] * 100:+.1f} %")  # fmt: skip
+    print(f"  ffmpeg alone on the same frames, median of 3 : mp4 {encode['mp4']:.1f} s CPU, mp4 + HLS (tee)"
+          f" {encode['both']:.1f} s CPU: HLS adds {encode['both'] - encode['mp4']:+.2f} s ="
+          f" {(encode['both'] - encode['mp4']) / cpu['mp4'] * 100:+.1f} % of the render's CPU")  # fmt: skip
     print(f"  poster (ffmpeg seek + one JPEG)              : {timed['poster']:6.2f} s wall, {cpu['poster']:6.2f} s CPU,"
           f" {cpu['poster'] / cpu['mp4'] * 100:+.1f} % of the render's CPU")  # fmt: skip
     if keep_poster is not None:

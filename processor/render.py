@@ -182,7 +182,7 @@ def render(
                     "-vcodec", settings.ffmpeg_codec, "-preset", settings.ffmpeg_preset,
                     "-crf", str(settings.ffmpeg_crf), "-pix_fmt", "yuv420p",
                     "-r", str(render_plan.framerate), "-t", f"{render_plan.seconds:g}",
-                    *_outputs(output, settings.output_format),
+                    *output_args(output, settings.output_format),
                 ],
                 group=group, env=env, stdin=gource.stdout, stdout=subprocess.DEVNULL, stderr=err,
                 cwd=output.parent,  # names relative to it: the tee muxer's syntax needs no escaping
@@ -210,7 +210,7 @@ HLS_DIR, PLAYLIST = "hls", "index.m3u8"
 SEGMENT_SECONDS = 4
 
 
-def _outputs(output: Path, output_format: str) -> list[str]:
+def output_args(output: Path, output_format: str) -> list[str]:
     """ffmpeg's output options: the MP4, and for HLS the same encoded frames through the tee
     muxer into a playlist and MPEG-TS segments beside it (one encode, no second pass)."""
     if output_format == "mp4":

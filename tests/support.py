@@ -248,6 +248,10 @@ class Pipeline:
         listed = self.s3.list_objects_v2(Bucket=self.bucket).get("Contents", [])
         return {o["Key"]: o for o in listed}
 
+    def videos(self) -> list[str]:
+        """The MP4 keys in the bucket (each has its poster beside it)."""
+        return sorted(key for key in self.objects() if key.endswith(".mp4"))
+
     def download(self, key: str) -> Path:
         target = self.workdir / Path(key).name
         self.s3.download_file(self.bucket, key, str(target))
