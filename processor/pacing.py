@@ -10,16 +10,15 @@ advances `gap_days * seconds_per_day` video seconds, except that once every user
 is idle for `--auto-skip-seconds` gource jumps to the next commit. So a gap costs
 `min(gap_days * pace, file_lag + settle + auto_skip)` seconds: users work through a
 commit's files (at most `--max-file-lag` behind) and their beams finish (`settle`) before
-they count as idle. Video seconds grow
-monotonically with the pace, so bisection (on its logarithm) finds the pace that plays the
-selection in 97 % of the length; after the last commit the date stands still while users
-linger and fade out (gource's user-idle-time, 3 s, and more while beams finish), and
-ffmpeg's `-t` cuts that short at the length.
+they count as idle. Video seconds grow monotonically with the pace, so bisection (on its
+logarithm) finds the pace that plays the selection in 97 % of the length; after the last
+commit the date stands still while users linger and fade out (gource's user-idle-time, 3 s,
+and more while beams finish), and ffmpeg's `-t` cuts that short at the length.
 
-Auto-skip and file lag scale with the length (1 % of it each), so a year without commits costs a
-blink in a minute's video instead of eating it; the pace never falls below the operator's
-MAX_SECONDS_PER_DAY ceiling (slower would be slow motion): a history too short to fill the
-length at that pace makes a shorter video instead of a stretched one.
+Auto-skip and file lag scale with the length (1 % of it each), so a year without commits
+costs a blink in a minute's video instead of eating it; the pace never falls below the
+operator's MAX_SECONDS_PER_DAY ceiling (slower would be slow motion): a history too short
+to fill the length at that pace makes a shorter video instead of a stretched one.
 """
 
 from __future__ import annotations
@@ -90,14 +89,18 @@ class Pace:
 
 def read_history(log_path: Path, log_format: LogFormat = "git") -> History:
     """The commits of a gource log: `git` (processor.git.LOG_ARGS) or `custom` (`time|author|type|path`)."""
-    data = log_path.read_bytes()
-    size = max(len(data), 1)
+    size = max(log_path.stat().st_size, 1)
+    with log_path.open("rb") as lines:  # streamed: a big project's log is hundreds of MiB
+        return _scan(lines, size, log_format)
+
+
+def _scan(lines: Iterable[bytes], size: int, log_format: LogFormat) -> History:
     stamps: list[int] = []
     positions: list[float] = []
     offset = 0
     previous: bytes | None = None
     previous_key: tuple[bytes, bytes] | None = None
-    for line in data.splitlines(keepends=True):
+    for line in lines:
         text = line.rstrip(b"\r\n")
         if log_format == "git":
             # "user:NAME" then the commit time on its own line.

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from processor.contract import GourceOptions
-from processor.errors import RenderFailed, RenderTimeout
+from processor.errors import RenderFailed, RenderTimeout, RepositoryRejected
 from processor.pacing import LogFormat, Pace, choose, read_history, select
 from processor.procs import kill_group, spawn
 from processor.settings import ProcessorSettings, parse_resolution
@@ -117,6 +117,8 @@ def _epoch(date: str | None) -> float | None:
 def fit(render_plan: RenderPlan, log_path: Path, log_format: LogFormat = "git") -> tuple[RenderPlan, Pace]:
     """The plan with its pace: fitted to the selected history's length unless the request set one."""
     chosen = select(read_history(log_path, log_format), **render_plan.selection)
+    if not chosen:  # gource would fail with "no commits found"; no retry changes that
+        raise RepositoryRejected("no commits in the selected dates or positions: nothing to render")
     pace = choose(chosen, render_plan.seconds, render_plan.pace_ceiling, render_plan.requested_pace)
     args = ["--seconds-per-day", f"{pace.seconds_per_day:.6g}"] if pace.fitted else []
     args += ["--auto-skip-seconds", f"{pace.auto_skip_seconds:g}", "--max-file-lag", f"{pace.max_file_lag:g}"]

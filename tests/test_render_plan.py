@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from processor.contract import GourceOptions
+from processor.errors import RepositoryRejected
 from processor.render import fit, plan
 from processor.settings import ProcessorSettings
 
@@ -96,3 +97,10 @@ def test_start_and_stop_positions_reach_gource_in_order_or_are_refused() -> None
     assert flag(rendered.gource_args, "--stop-position") == "0.9"
     with pytest.raises(ValidationError, match="below --stop-position"):
         options(**{"--start-position": 0.9, "--stop-position": 0.2})
+
+
+def test_a_date_range_without_commits_is_refused_not_retried(tmp_path: Path) -> None:
+    empty = options(**{"--start-date": "2030-01-01", "--stop-date": "2031-01-01"})
+
+    with pytest.raises(RepositoryRejected, match="no commits in the selected"):
+        fit(plan(empty, ProcessorSettings()), git_log(tmp_path, 1, 2, 3))
