@@ -3,9 +3,9 @@
 `{prefix}/{videoId}.mp4` (OUTPUT_FORMAT mp4 or both), its poster `{prefix}/{videoId}.jpg`,
 and for HLS (hls or both) `{prefix}/{videoId}/index.m3u8` with its segments beside it.
 Every object carries the request's fingerprint; a request counts as already done only when
-all of them do. Writes go segments, poster, playlist, video: a player never finds a
-playlist whose segments are missing, and the object a skip looks at first is written last.
-Segments of an earlier render that the new playlist no longer names are deleted.
+all of them do. Writes go poster, segments, video, playlist: a player never finds a
+playlist whose segments are missing. Segments of an earlier render that the new playlist
+no longer names are deleted once it is in place.
 """
 
 from __future__ import annotations
@@ -45,23 +45,20 @@ class Outputs:
         return all(storage.fingerprint_of(key) == mark for key in self.marked())
 
     def store(self, storage: Storage, video: Path, poster: Path, metadata: dict[str, str]) -> Stored:
-        """Upload everything; the stored main object (with the total size of all of them)."""
-        size = 0
+        """Upload everything, the playlist last; the main object, with the size of all of them."""
+        stored = [storage.put(poster, self.poster, metadata, POSTER_TYPE)]
+        segments: dict[str, Path] = {}
         if self.playlist is not None:
             folder = self.playlist.rsplit("/", 1)[0]
-            segments, playlist = hls_files(video)
-            keys = [f"{folder}/{segment.name}" for segment in segments]
-            for segment, key in zip(segments, keys, strict=True):
-                size += storage.put(segment, key, metadata, SEGMENT_TYPE).size
-            size += storage.put(poster, self.poster, metadata, POSTER_TYPE).size
-            main = storage.put(playlist, self.playlist, metadata, PLAYLIST_TYPE)
-            size += main.size
-            stale = set(storage.keys_under(folder)) - {*keys, self.playlist}
+            files, playlist = hls_files(video)
+            segments = {f"{folder}/{segment.name}": segment for segment in files}
+            stored += [storage.put(path, key, metadata, SEGMENT_TYPE) for key, path in segments.items()]
+        if self.video is not None:
+            stored.append(storage.put(video, self.video, metadata, CONTENT_TYPE))
+        if self.playlist is not None:
+            stored.append(storage.put(playlist, self.playlist, metadata, PLAYLIST_TYPE))
+            stale = set(storage.keys_under(folder)) - {*segments, self.playlist}
             if stale:
                 storage.delete(sorted(stale))
-        else:
-            size += storage.put(poster, self.poster, metadata, POSTER_TYPE).size
-        if self.video is not None:
-            main = storage.put(video, self.video, metadata, CONTENT_TYPE)
-            size += main.size
-        return Stored(main.key, main.url, size)
+        main = next(s for s in stored if s.key == self.main)
+        return Stored(main.key, main.url, sum(s.size for s in stored))

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from support import Pipeline, probe
 
+from processor.outputs import Outputs
+from processor.storage import FINGERPRINT, FileStorage
+
 pytestmark = pytest.mark.slow
 
 
@@ -112,3 +115,21 @@ def test_hls_comes_from_the_same_encode_plays_and_replaces_an_earlier_rendition(
 
     left = sorted(key for key in pipeline.objects() if key.startswith("videos/stream/"))
     assert left == ["videos/stream/index.m3u8", "videos/stream/segment000.ts"]  # the old segments are gone
+
+
+def test_hls_alone_stores_no_mp4_and_names_the_playlist_as_the_video(tmp_path: Path) -> None:
+    work, site = tmp_path / "work", FileStorage(tmp_path / "site")
+    (work / "hls").mkdir(parents=True)
+    for name in ("video.mp4", "poster.jpg", "hls/segment000.ts", "hls/segment001.ts"):
+        (work / name).write_bytes(name.encode())
+    (work / "hls" / "index.m3u8").write_text("#EXTM3U\nsegment000.ts\nsegment001.ts\n")
+    outputs = Outputs.of(site, "solo", "hls")
+
+    stored = outputs.store(site, work / "video.mp4", work / "poster.jpg", {FINGERPRINT: "f1"})
+
+    assert stored.key == outputs.main == "solo/index.m3u8"
+    assert sorted(p.relative_to(site.root).as_posix() for p in site.root.rglob("*") if p.is_file() and p.name[0] != ".") == [
+        "solo.jpg", "solo/index.m3u8", "solo/segment000.ts", "solo/segment001.ts",
+    ]  # fmt: skip
+    assert outputs.already_stored(site, "f1")
+    assert not outputs.already_stored(site, "f2")
