@@ -128,7 +128,8 @@ def test_hls_alone_stores_no_mp4_and_names_the_playlist_as_the_video(tmp_path: P
     stored = outputs.store(site, work / "video.mp4", work / "poster.jpg", {FINGERPRINT: "f1"})
 
     assert stored.key == outputs.main == "solo/index.m3u8"
-    assert sorted(p.relative_to(site.root).as_posix() for p in site.root.rglob("*") if p.is_file() and p.name[0] != ".") == [
+    files = site.root.rglob("*")
+    assert sorted(p.relative_to(site.root).as_posix() for p in files if p.is_file() and p.name[0] != ".") == [
         "solo.jpg", "solo/index.m3u8", "solo/segment000.ts", "solo/segment001.ts",
     ]  # fmt: skip
     assert outputs.already_stored(site, "f1")
