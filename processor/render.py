@@ -168,12 +168,14 @@ def render(
     }
     errors = output.parent / "render.err"
     deadline = time.monotonic() + settings.render_timeout
+    started: list[subprocess.Popen[bytes]] = [xvfb]
     try:
         with errors.open("wb") as err:
             gource = spawn(
                 ["gource", "--log-format", log_format, *render_plan.gource_args, "-o", "-", str(log_path)],
                 group=group, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
             )  # fmt: skip
+            started.append(gource)
             if gource.stdout is None:  # pragma: no cover - Popen(stdout=PIPE) always sets it
                 raise RenderFailed("gource has no stdout")
             ffmpeg = spawn(
@@ -189,6 +191,7 @@ def render(
                 group=group, env=env, stdin=gource.stdout, stdout=subprocess.DEVNULL, stderr=err,
                 cwd=output.parent,  # names relative to it: the tee muxer's syntax needs no escaping
             )  # fmt: skip
+            started.append(ffmpeg)
             gource.stdout.close()  # ffmpeg holds the only reader now
             while ffmpeg.poll() is None:
                 if cancelled():
@@ -201,7 +204,8 @@ def render(
             gource_code = gource.poll()
     finally:
         kill_group(group)
-        xvfb.wait()
+        for proc in started:  # reaped here, not whenever Python gets round to it
+            proc.wait()
     if (gource_code not in (None, 0)) or ffmpeg.returncode != 0:
         detail = errors.read_bytes()[-800:].decode(errors="replace").strip()
         raise RenderFailed(f"gource exited {gource_code}, ffmpeg exited {ffmpeg.returncode}: {detail}")

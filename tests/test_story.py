@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 from support import LONG_HISTORY_END, LONG_HISTORY_START, Pipeline, frame_date, git, probe
 
+from processor.contract import GourceOptions
 from processor.git import LOG_ARGS
 from processor.pacing import read_history, select
+from processor.render import fit, plan
+from processor.render import render as render_log
+from processor.settings import ProcessorSettings
 
 pytestmark = pytest.mark.slow
 
@@ -119,3 +123,23 @@ def test_stop_position_ends_the_video_where_gource_stops_reading(
     assert end - (end - start) * 0.05 <= last <= end + timedelta(days=31)  # gource reads ahead a little
     assert isinstance(event["pace"], dict)
     assert event["pace"]["commits"] == len(selected)
+
+
+def test_a_custom_format_log_is_paced_and_rendered_like_a_git_one(tmp_path: Path, renderer: None) -> None:
+    # The merged form several repositories' logs take (`timestamp|author|type|path`).
+    start = int(datetime(2020, 1, 1, tzinfo=UTC).timestamp())
+    lines = [
+        f"{start + day * 86400}|{author}|{'A' if day < 40 else 'M'}|/{repo}/src/file{day % 7}.c"
+        for day in range(0, 400, 5)
+        for repo, author in (("api", "Alice"), ("web", "Bob"))
+    ]
+    log = tmp_path / "merged.log"
+    log.write_text("\n".join(lines) + "\n")
+    settings = ProcessorSettings(work_dir=tmp_path)
+    options = GourceOptions.model_validate({"resolution": "320x240", "--stop-at-time": 4})
+    paced, pace = fit(plan(options, settings), log, "custom")
+
+    info = render_log(log, paced, tmp_path / "video.mp4", settings, log_format="custom")
+
+    assert (pace.fitted, pace.commits) == (True, 160)
+    assert 3.6 <= info.duration <= 4.4
