@@ -7,6 +7,10 @@
    same options on the same repository; plus the processor's peak memory.
 3. Organisation video: one request merging five repositories into one video against five
    single-repository requests whose videos add up to the same length, through one processor.
+4. Story: the generated 12-year, 3,109-commit history (tests/support.py) at a fitted pace:
+   render time, video seconds per wall second, where the video starts and ends (gource's
+   date, read by tesseract), and what the poster and HLS (OUTPUT_FORMAT=both) add.
+   `--poster FILE` keeps the poster (README's picture is one).
 
 Ratios measured in one run are what to compare: this machine is shared and noisy.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,11 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support import S3_CREDENTIALS, free_port, make_sample_repo, s3_server
+from support import S3_CREDENTIALS, frame_date, free_port, make_long_repo, make_sample_repo, s3_server
 
 from processor.contract import GourceOptions
 from processor.git import LOG_ARGS
-from processor.render import plan
+from processor.render import fit, output_args, plan, poster, render
 from processor.settings import ProcessorSettings
 from processor.topology import Topology
 
@@ -296,6 +301,88 @@ def bench_organisation(work: Path, seconds: int, resolution: str, framerate: int
     print(f"  organisation video / sum of singles (request totals): {ratio:.2f}")
 
 
+def bench_story(work: Path, seconds: int, resolution: str, framerate: int, keep_poster: Path | None) -> None:
+    repo = make_long_repo(work / "long")
+    log = work / "gource.log"
+    with log.open("wb") as out:
+        subprocess.run(["git", "-C", str(repo), *LOG_ARGS], stdout=out, check=True)
+    options = GourceOptions.model_validate({"resolution": resolution, "--output-framerate": framerate})
+    timed: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+
+    def children_cpu() -> float:
+        """CPU seconds of every child that has ended; the render's are reaped first (its killed
+        gource would otherwise be counted whenever Python gets round to reaping it)."""
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def encode_cpu(output_format: str, source: Path, folder: Path) -> float:
+        """ffmpeg alone, the same frames and encoder settings as a render: what HLS adds to it."""
+        folder.mkdir()
+        used = children_cpu()
+        subprocess.run(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(source),
+             "-vcodec", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+             *output_args(folder / "video.mp4", output_format)],
+            cwd=folder, check=True,
+        )  # fmt: skip
+        return children_cpu() - used
+
+    for output_format in ("mp4", "both"):
+        settings = ProcessorSettings(
+            video_seconds=seconds, max_video_seconds=seconds, output_format=output_format
+        )
+        folder = work / output_format
+        folder.mkdir()
+        started = time.perf_counter()
+        paced, pace = fit(plan(options, settings), log)
+        timed[f"pace {output_format}"] = time.perf_counter() - started
+        started, used = time.perf_counter(), children_cpu()
+        info = render(log, paced, folder / "video.mp4", settings)
+        timed[output_format] = time.perf_counter() - started
+        cpu[output_format] = children_cpu() - used
+    started, used = time.perf_counter(), children_cpu()
+    poster(work / "mp4" / "video.mp4", work / "poster.jpg", info)
+    timed["poster"] = time.perf_counter() - started
+    cpu["poster"] = children_cpu() - used
+    encodes: dict[str, list[float]] = {"mp4": [], "both": []}
+    for n in range(3):  # alternating, so the machine's drift hits both alike
+        for output_format in ("mp4", "both"):
+            encodes[output_format].append(
+                encode_cpu(output_format, work / "mp4" / "video.mp4", work / f"encode-{output_format}-{n}")
+            )
+    encode = {name: statistics.median(values) for name, values in encodes.items()}
+    first = frame_date(work / "mp4" / "video.mp4", "first", work)
+    last = frame_date(work / "mp4" / "video.mp4", "last", work)
+    segments = sorted((work / "both" / "hls").glob("*.ts"))
+
+    print(
+        f"story: {resolution}@{framerate}, {seconds} s asked, generated history (12 years, quiet 2014, a burst)"
+    )
+    print(f"  pace: {pace.describe()}; auto-skip {pace.auto_skip_seconds:g} s, file lag {pace.max_file_lag:g} s;"
+          f" chosen in {timed['pace mp4'] * 1000:.0f} ms")  # fmt: skip
+    print(f"  video: {info.duration:.2f} s ({info.duration / seconds * 100:.0f} % of asked), first frame says"
+          f" {first and first.date()}, last frame says {last and last.date()}")  # fmt: skip
+    print("  (wall seconds move with the machine's load; CPU seconds of Xvfb + gource + ffmpeg less so)")
+    print(f"  render (gource | ffmpeg, mp4)                : {timed['mp4']:6.1f} s wall, {cpu['mp4']:6.1f} s CPU,"
+          f" {info.duration / timed['mp4']:.2f} video s per wall s")  # fmt: skip
+    print(f"  render with HLS too (tee muxer, one encode)  : {timed['both']:6.1f} s wall, {cpu['both']:6.1f} s CPU,"
+          f" {len(segments)} segments: CPU {(cpu['both'] - cpu['mp4']) / cpu['mp4'] * 100:+.1f} %")  # fmt: skip
+    print(f"  ffmpeg alone on the same frames, median of 3 : mp4 {encode['mp4']:.1f} s CPU, mp4 + HLS (tee)"
+          f" {encode['both']:.1f} s CPU: HLS adds {encode['both'] - encode['mp4']:+.2f} s ="
+          f" {(encode['both'] - encode['mp4']) / cpu['mp4'] * 100:+.1f} % of the render's CPU")  # fmt: skip
+    print(f"  poster (ffmpeg seek + one JPEG)              : {timed['poster']:6.2f} s wall, {cpu['poster']:6.2f} s CPU,"
+          f" {cpu['poster'] / cpu['mp4'] * 100:+.1f} % of the render's CPU")  # fmt: skip
+    if keep_poster is not None:
+        keep_poster.write_bytes((work / "poster.jpg").read_bytes())
+        print(f"  poster kept as {keep_poster} ({keep_poster.stat().st_size} bytes)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -308,6 +395,9 @@ def main() -> None:
     parser.add_argument("--skip-loader", action="store_true")
     parser.add_argument("--skip-render", action="store_true")
     parser.add_argument("--skip-organisation", action="store_true")
+    parser.add_argument("--skip-story", action="store_true")
+    parser.add_argument("--story-seconds", type=int, default=60)
+    parser.add_argument("--poster", type=Path, help="keep the story's poster here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_loader:
@@ -316,6 +406,10 @@ def main() -> None:
             bench_render(Path(tmp), args.seconds, args.resolution, args.framerate)
         if not args.skip_organisation:
             bench_organisation(Path(tmp), args.seconds, args.resolution, args.framerate)
+        if not args.skip_story:
+            story = Path(tmp) / "story"
+            story.mkdir()
+            bench_story(story, args.story_seconds, args.resolution, args.framerate, args.poster)
 
 
 if __name__ == "__main__":

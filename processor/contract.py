@@ -325,6 +325,7 @@ class Timings(BaseModel):
     queued: float | None = None
     clone: float | None = None
     render: float | None = None
+    poster: float | None = None  # part of render
     upload: float | None = None
     total: float | None = None
 
@@ -342,6 +343,10 @@ class ResultEvent(BaseModel):
     url: str | None = None
     http_url: str | None = Field(None, alias="httpUrl")
     key: str | None = None
+    poster_url: str | None = Field(None, alias="posterUrl")
+    poster_http_url: str | None = Field(None, alias="posterHttpUrl")
+    playlist_url: str | None = Field(None, alias="playlistUrl")
+    playlist_http_url: str | None = Field(None, alias="playlistHttpUrl")
     error: str | None = None
     reason: str | None = None
     attempts: int = 1
@@ -353,6 +358,8 @@ class ResultEvent(BaseModel):
     video: dict[str, Any] | None = None
     # Per repository of the video: its directory name in the video, commits, tags.
     repositories: list[dict[str, Any]] | None = None
+    # How the history was told: secondsPerDay, fitted, commits, spanStart, spanEnd, ...
+    pace: dict[str, Any] | None = None
 
     def to_wire(self) -> bytes:
         return self.model_dump_json(by_alias=True, exclude_none=True).encode()

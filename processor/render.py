@@ -12,12 +12,13 @@ import os
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
-from typing import Literal
 
 from processor.contract import GourceOptions
-from processor.errors import RenderFailed, RenderTimeout
+from processor.errors import RenderFailed, RenderTimeout, RepositoryRejected
+from processor.pacing import LogFormat, Pace, choose, read_history, select
 from processor.procs import kill_group, spawn
 from processor.settings import ProcessorSettings, parse_resolution
 
@@ -31,8 +32,12 @@ class RenderPlan:
     framerate: int
     seconds: float
     gource_args: list[str]
-    log_format: Literal["git", "custom"] = "git"
+    log_format: LogFormat = "git"
     captions: bool = False
+    # What pacing.choose needs once the log is there (see `fit`).
+    requested_pace: float | None = None
+    pace_ceiling: float = 10.0
+    selection: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class VideoInfo:
 def plan(
     options: GourceOptions,
     settings: ProcessorSettings,
-    log_format: Literal["git", "custom"] = "git",
+    log_format: LogFormat = "git",
     *,
     captions: bool = False,
     label_repositories: bool = False,
@@ -73,13 +78,14 @@ def plan(
     width, height = width - width % 2, height - height % 2  # yuv420p wants even sides
     framerate = min(options.output_framerate or settings.framerate, settings.max_framerate)
     seconds = min(options.stop_at_time or settings.video_seconds, settings.max_video_seconds)
-    per_day = min(options.seconds_per_day or settings.seconds_per_day, settings.max_seconds_per_day)
+    requested = options.seconds_per_day or settings.seconds_per_day
+    if requested is not None:
+        requested = min(requested, settings.max_seconds_per_day)
 
     args = [
         f"-{width}x{height}",
         "--output-framerate", str(framerate),
         "--stop-at-time", f"{seconds:g}",
-        "--seconds-per-day", f"{per_day:g}",
         "--stop-at-end",
         "--disable-input",
         "--no-vsync",
@@ -110,7 +116,42 @@ def plan(
     if captions:
         duration = max(1.0, min(4.0, seconds / 10))
         args += ["--caption-size", str(max(12, height // 22)), "--caption-duration", f"{duration:g}"]
-    return RenderPlan(width, height, framerate, seconds, args, log_format, captions)
+    if requested is not None:  # else `fit` chooses it, once the log is there
+        args += ["--seconds-per-day", f"{requested:g}"]
+    selection = {
+        "start_date": _epoch(options.start_date),
+        "stop_date": _epoch(options.stop_date),
+        "start_position": options.start_position,
+        "stop_position": options.stop_position,
+    }
+    return RenderPlan(
+        width,
+        height,
+        framerate,
+        seconds,
+        args,
+        log_format,
+        captions,
+        requested,
+        settings.max_seconds_per_day,
+        selection,
+    )
+
+
+def _epoch(date: str | None) -> float | None:
+    """A contract date (`YYYY-MM-DD hh:mm:ss +zzzz`) as gource reads it, in epoch seconds."""
+    return None if date is None else datetime.strptime(date, "%Y-%m-%d %H:%M:%S %z").timestamp()
+
+
+def fit(render_plan: RenderPlan, log_path: Path) -> tuple[RenderPlan, Pace]:
+    """The plan with its pace: fitted to the selected history's length unless the request set one."""
+    chosen = select(read_history(log_path, render_plan.log_format), **render_plan.selection)
+    if not chosen:  # gource would fail with "no commits found"; no retry changes that
+        raise RepositoryRejected("no commits in the selected dates or positions: nothing to render")
+    pace = choose(chosen, render_plan.seconds, render_plan.pace_ceiling, render_plan.requested_pace)
+    args = ["--seconds-per-day", f"{pace.seconds_per_day:.6g}"] if pace.fitted else []
+    args += ["--auto-skip-seconds", f"{pace.auto_skip_seconds:g}", "--max-file-lag", f"{pace.max_file_lag:g}"]
+    return replace(render_plan, gource_args=[*render_plan.gource_args, *args]), pace
 
 
 def _start_display(width: int, height: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -162,12 +203,14 @@ def render(
     argv = ["gource", "--log-format", render_plan.log_format, *render_plan.gource_args]
     if caption_file is not None:
         argv += ["--caption-file", str(caption_file)]
+    started: list[subprocess.Popen[bytes]] = [xvfb]
     try:
         with errors.open("wb") as err:
             gource = spawn(
                 [*argv, "-o", "-", str(log_path)],
                 group=group, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
             )  # fmt: skip
+            started.append(gource)
             if gource.stdout is None:  # pragma: no cover - Popen(stdout=PIPE) always sets it
                 raise RenderFailed("gource has no stdout")
             ffmpeg = spawn(
@@ -178,11 +221,12 @@ def render(
                     "-vcodec", settings.ffmpeg_codec, "-preset", settings.ffmpeg_preset,
                     "-crf", str(settings.ffmpeg_crf), "-pix_fmt", "yuv420p",
                     "-r", str(render_plan.framerate), "-t", f"{render_plan.seconds:g}",
-                    "-movflags", "+faststart",
-                    "-f", "mp4", str(output),
+                    *output_args(output, settings.output_format),
                 ],
                 group=group, env=env, stdin=gource.stdout, stdout=subprocess.DEVNULL, stderr=err,
+                cwd=output.parent,  # names relative to it: the tee muxer's syntax needs no escaping
             )  # fmt: skip
+            started.append(ffmpeg)
             gource.stdout.close()  # ffmpeg holds the only reader now
             while ffmpeg.poll() is None:
                 if cancelled():
@@ -195,11 +239,55 @@ def render(
             gource_code = gource.poll()
     finally:
         kill_group(group)
-        xvfb.wait()
+        for proc in started:  # reaped here, not whenever Python gets round to it
+            proc.wait()
     if (gource_code not in (None, 0)) or ffmpeg.returncode != 0:
         detail = errors.read_bytes()[-800:].decode(errors="replace").strip()
         raise RenderFailed(f"gource exited {gource_code}, ffmpeg exited {ffmpeg.returncode}: {detail}")
     return probe(output, render_plan)
+
+
+HLS_DIR, PLAYLIST = "hls", "index.m3u8"
+SEGMENT_SECONDS = 4
+
+
+def output_args(output: Path, output_format: str) -> list[str]:
+    """ffmpeg's output options: the MP4, and for HLS the same encoded frames through the tee
+    muxer into a playlist and MPEG-TS segments beside it (one encode, no second pass)."""
+    if output_format == "mp4":
+        return ["-movflags", "+faststart", "-f", "mp4", output.name]
+    (output.parent / HLS_DIR).mkdir(exist_ok=True)
+    hls = (
+        f"[f=hls:hls_time={SEGMENT_SECONDS}:hls_playlist_type=vod:hls_segment_type=mpegts:"
+        f"hls_segment_filename={HLS_DIR}/segment%03d.ts]{HLS_DIR}/{PLAYLIST}"
+    )
+    return [
+        # A keyframe every 2 s, so segments can be cut near SEGMENT_SECONDS.
+        "-force_key_frames", "expr:gte(t,n_forced*2)", "-flags", "+global_header",
+        "-map", "0:v", "-f", "tee", f"[f=mp4:movflags=+faststart]{output.name}|{hls}",
+    ]  # fmt: skip
+
+
+def hls_files(output: Path) -> tuple[list[Path], Path]:
+    """The segments and the playlist `render` wrote beside `output`."""
+    folder = output.parent / HLS_DIR
+    return sorted(folder.glob("segment*.ts")), folder / PLAYLIST
+
+
+def poster(video: Path, output: Path, info: VideoInfo) -> None:
+    """A JPEG of the grown tree, for a page to show before the video loads: a frame near the end.
+
+    The very end can be the users fading out, so the frame is 97 % of the way in (or 0.5 s
+    before the end of a short video).
+    """
+    at = max(0.0, min(info.duration * 0.97, info.duration - 0.5))
+    result = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-ss", f"{at:.3f}",
+         "-i", str(video), "-frames:v", "1", "-q:v", "3", str(output)],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    if result.returncode != 0 or not output.exists() or output.stat().st_size == 0:
+        raise RenderFailed(f"no poster: {result.stderr.decode(errors='replace')[-300:]}")
 
 
 def probe(path: Path, render_plan: RenderPlan) -> VideoInfo:

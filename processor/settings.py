@@ -170,6 +170,22 @@ class ProcessorSettings(BrokerSettings):
         default_factory=(Path.cwd() / "videos").as_uri,
         description="Where videos go: s3://bucket/prefix or file:///absolute/dir (default: ./videos).",
     )
+    public_url_base: str | None = Field(
+        None,
+        description=(
+            "Base of the links in result events (httpUrl, posterHttpUrl): a CDN or public bucket "
+            "in front of OUTPUT_URL; the object key is appended."
+        ),
+    )
+    presign_seconds: int = Field(
+        0,
+        ge=0,
+        le=7 * 86400,
+        description=(
+            "Without PUBLIC_URL_BASE: links are presigned S3 URLs valid this many seconds "
+            "(a private bucket); 0: plain endpoint URLs."
+        ),
+    )
     git_allowed_protocols: Annotated[frozenset[str], NoDecode] = Field(
         frozenset({"https"}),
         description="Comma list of git transports repository URLs may use (https, http, ssh, git, file).",
@@ -260,13 +276,27 @@ class ProcessorSettings(BrokerSettings):
     max_framerate: Framerate = Field(60, description="Highest frame rate a request may ask for.")
     video_seconds: float = Field(60.0, gt=0, description="Default video length (gource --stop-at-time).")
     max_video_seconds: float = Field(300.0, gt=0, description="Ceiling on --stop-at-time.")
-    seconds_per_day: float = Field(1.0, gt=0, description="Default gource --seconds-per-day.")
+    seconds_per_day: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Pace (gource --seconds-per-day) for requests that set none; unset: fitted so the "
+            "selected history fills the video (see README: pace)."
+        ),
+    )
     max_seconds_per_day: float = Field(10.0, gt=0, description="Ceiling on --seconds-per-day.")
     font_file: Path | None = Field(
         None,
         description=(
             "Font gource draws text with (default: its own, which has no CJK glyphs; e.g. "
             "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc from fonts-wqy-zenhei)."
+        ),
+    )
+    output_format: Literal["mp4", "hls", "both"] = Field(
+        "mp4",
+        description=(
+            "mp4: one file; hls: a playlist and segments under {prefix}/{videoId}/ for streaming "
+            "players (hls.js, Safari); both: the two, from one encode."
         ),
     )
     ffmpeg_codec: Literal["libx264", "libx265"] = Field("libx264", description="Video encoder.")
@@ -295,6 +325,15 @@ class ProcessorSettings(BrokerSettings):
         if not value:
             raise ValueError("at least one protocol must be allowed")
         return frozenset(value)
+
+    @field_validator("public_url_base")
+    @classmethod
+    def _public_url_base(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
     @field_validator("pushgateway_url")
     @classmethod
@@ -362,7 +401,7 @@ class ProcessorSettings(BrokerSettings):
             ("resolution", w <= mw and h <= mh),
             ("framerate", self.framerate <= self.max_framerate),
             ("video_seconds", self.video_seconds <= self.max_video_seconds),
-            ("seconds_per_day", self.seconds_per_day <= self.max_seconds_per_day),
+            ("seconds_per_day", (self.seconds_per_day or 0) <= self.max_seconds_per_day),
         ]
         for name, ok in pairs:
             if not ok:

@@ -75,7 +75,7 @@ class Processor:
 
     def __init__(self, settings: ProcessorSettings):
         self.settings = settings
-        self.storage = open_storage(settings.output_url)
+        self.storage = open_storage(settings.output_url, settings.public_url_base, settings.presign_seconds)
         self.tally = Tally()
         self._stop = threading.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
@@ -246,7 +246,9 @@ class Processor:
         event = self._event(Subject.of(request), delivery, received)
         event.state = State.succeeded
         event.url, event.http_url, event.key = produced.url, produced.http_url, produced.key
-        event.timings, event.video = produced.timings, produced.video
+        event.poster_url, event.poster_http_url = produced.poster_url, produced.poster_http_url
+        event.playlist_url, event.playlist_http_url = produced.playlist_url, produced.playlist_http_url
+        event.timings, event.video, event.pace = produced.timings, produced.video, produced.pace
         event.repositories = produced.repositories
         broker.publish_result(event.to_wire(), event.batch_id)
         broker.ack(delivery)

@@ -60,7 +60,7 @@ def run(endpoint: str, s3: object, own: Path, sample: Path) -> int:
         env["FONT_FILE"] = str(CJK_FONT)
     requests = [
         {"type": "gource", "repoURL": own.as_uri(), "videoId": "gource-batch",
-         "gource": {"--title": "gource-batch", "--key": True, "--seconds-per-day": 2}},
+         "gource": {"--title": "gource-batch", "--key": True}},  # pace fitted to VIDEO_SECONDS
         {"type": "gource", "repoURL": sample.as_uri(), "videoId": "sample",
          "gource": {"resolution": "-1280x720", "--title": "Zoë, 李小龍 & friends", "--bloom-multiplier": 1.5}},
         {"repo_url": sample.as_uri(), "video_id": "sample-snake-case", "gource": {"stop_at_time": 4}},

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything gource-batch needs on a fresh Debian/Ubuntu machine and make sure a
 # RabbitMQ broker answers on localhost. Safe to run again: each step checks first.
-#   apt: rabbitmq-server gource ffmpeg xvfb git fonts-wqy-zenhei (CJK glyphs) tesseract-ocr (tests read frames)   python: this project with its dev extras
+#   apt: rabbitmq-server gource ffmpeg xvfb git fonts-wqy-zenhei (CJK glyphs) tesseract-ocr (tests read gource's date)   python: this project with its dev extras
 #   helm: pinned, built with `go install` (scripts/install-helm.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."

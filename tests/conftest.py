@@ -18,6 +18,7 @@ import pytest
 from support import (
     AMQP_URL,
     Pipeline,
+    make_long_repo,
     make_sample_repo,
     require,
     s3_server,
@@ -50,6 +51,17 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def sample_repo(tmp_path_factory: pytest.TempPathFactory, renderer: None) -> Path:
     """Several authors (some non-ASCII), renames, deletions, a merge, names with spaces."""
     return make_sample_repo(tmp_path_factory.mktemp("repos") / "sample")
+
+
+@pytest.fixture(scope="session")
+def long_repo(tmp_path_factory: pytest.TempPathFactory, renderer: None) -> Path:
+    """Twelve uneven years, 3,109 commits by eight people: a quiet 2014 and a 600-commit week."""
+    return make_long_repo(tmp_path_factory.mktemp("repos") / "long")
+
+
+@pytest.fixture(scope="session")
+def ocr() -> None:
+    require(shutil.which("tesseract") is not None, "tesseract is not installed (apt: tesseract-ocr)")
 
 
 @pytest.fixture

@@ -474,7 +474,7 @@ def test_hostile_repository_urls_are_dead_lettered_and_only_the_good_repository_
     )
 
     outcome.assert_no_crash()
-    assert list(pipeline.objects()) == ["videos/control.mp4"]
+    assert pipeline.videos() == ["videos/control.mp4"]
     assert outcome.events_by_id["control"]["state"] == "succeeded"
     dead = outcome.dead_by_id
     assert sorted(dead) == sorted(cases)
@@ -528,7 +528,7 @@ def test_hostile_submodules_are_never_touched_and_an_oversized_repository_is_sto
     outcome = run_batch(pipeline, bodies, MAX_REPO_MB=1)
 
     outcome.assert_no_crash()
-    assert sorted(pipeline.objects()) == ["videos/control.mp4", "videos/submodules.mp4"]
+    assert pipeline.videos() == ["videos/control.mp4", "videos/submodules.mp4"]
     assert {k: e["state"] for k, e in outcome.events_by_id.items()} == {
         "oversized": "failed",
         "submodules": "succeeded",
@@ -590,7 +590,7 @@ def test_hostile_gource_options_are_dead_lettered_and_hostile_titles_render_as_t
     outcome = run_batch(pipeline, bodies)
 
     outcome.assert_no_crash()
-    assert sorted(pipeline.objects()) == sorted(f"videos/{v}.mp4" for v in [*titles, "control"])
+    assert pipeline.videos() == sorted(f"videos/{v}.mp4" for v in [*titles, "control"])
     assert len(outcome.dead) == len(refused)
     for (headers, _), (_, complaint) in zip(outcome.dead, refused, strict=True):
         assert headers["x-reason"] == "invalid-request"
@@ -632,7 +632,7 @@ def test_messages_that_are_not_render_requests_are_dead_lettered_and_the_queue_m
     outcome = run_batch(pipeline, bodies)
 
     outcome.assert_no_crash()
-    assert list(pipeline.objects()) == ["videos/control.mp4"]
+    assert pipeline.videos() == ["videos/control.mp4"]
     assert len(outcome.dead) == len(refused)
     for (headers, _), (_, complaint) in zip(outcome.dead, refused, strict=True):
         assert headers["x-reason"] == "invalid-request"

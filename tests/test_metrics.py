@@ -86,7 +86,7 @@ def test_metrics_are_served_while_rendering_and_the_final_figures_are_pushed_on_
         time.sleep(0.2)
     assert processor.wait(60) == 0
 
-    size = pipeline.objects()["videos/measured.mp4"]["Size"]
+    size = sum(o["Size"] for o in pipeline.objects().values())  # the video and its poster
     assert scraped['gource_batch_renders_total{outcome="succeeded"}'] == 1
     assert scraped['gource_batch_renders_total{outcome="failed"}'] == 1
     assert scraped['gource_batch_renders_total{outcome="retried"}'] == 0

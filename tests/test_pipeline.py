@@ -57,7 +57,7 @@ def test_several_processors_render_every_request_exactly_once(pipeline: Pipeline
 
     assert pipeline.process(count=3) == [0, 0, 0]
 
-    assert sorted(pipeline.objects()) == sorted(f"videos/{i}.mp4" for i in ids)
+    assert sorted(pipeline.objects()) == sorted(f"videos/{i}.{ext}" for i in ids for ext in ("mp4", "jpg"))
     events = pipeline.results()
     assert sorted(e["videoId"] for e in events) == ids
     assert all(e["state"] == "succeeded" and e["attempts"] == 1 for e in events)
@@ -111,7 +111,7 @@ def test_a_message_that_is_not_a_request_is_dead_lettered_and_the_queue_moves_on
 
     assert pipeline.process() == [0]
 
-    assert list(pipeline.objects()) == ["videos/good.mp4"]
+    assert pipeline.videos() == ["videos/good.mp4"]
     dead = pipeline.dead()
     assert [h["x-reason"] for h, _ in dead] == ["invalid-request", "invalid-request"]
     assert dead[0][1] == {"raw": "this is not json"}  # the original body, untouched
@@ -138,8 +138,8 @@ def test_snake_case_requests_and_plain_repo_arguments_are_rendered(
 
     events = pipeline.results()
     assert [e["state"] for e in events] == ["succeeded", "succeeded"]
-    assert "videos/snake.mp4" in pipeline.objects()
-    assert len(pipeline.objects()) == 2
+    assert "videos/snake.mp4" in pipeline.videos()
+    assert len(pipeline.videos()) == 2
 
 
 def test_a_processor_on_empty_queues_exits_zero_and_says_why(pipeline: Pipeline) -> None:

@@ -37,7 +37,7 @@ def load(pipeline: Pipeline, *lines: str, **env: object) -> None:
 
 def assert_accounted_for(pipeline: Pipeline, succeeded: set[str], dead: set[str] = frozenset()) -> None:  # type: ignore[assignment]
     """Every request once: an object and a success event, or a dead letter and a failure event."""
-    assert set(pipeline.objects()) == {f"videos/{v}.mp4" for v in succeeded}
+    assert set(pipeline.videos()) == {f"videos/{v}.mp4" for v in succeeded}
     events = pipeline.results()
     assert {e["videoId"] for e in events if e["state"] == "succeeded"} == succeeded
     assert {e["videoId"] for e in events if e["state"] == "failed"} == set(dead)
@@ -168,7 +168,7 @@ def test_a_render_longer_than_the_consumer_timeout_ends_rendered_once(
     assert any(m.startswith("lost the broker") for m in log)  # the broker did close the channel
     assert sum(m.startswith("rendered ") for m in log) == 1  # and the redelivery was not rendered again
     assert "video already stored for this request; not rendering again" in log
-    assert set(pipeline.objects()) == {"videos/slow.mp4"}
+    assert pipeline.videos() == ["videos/slow.mp4"]
     assert {(e["state"], e["attempts"]) for e in pipeline.results()} == {("succeeded", 2)}
 
 
@@ -205,7 +205,7 @@ def test_a_redelivered_request_whose_video_exists_is_not_rendered_again(
     assert sum(m.startswith("rendered ") for m in log) == 1
     assert any(m.endswith("rendered 1, already stored 1, retried 0, dead-lettered 0") for m in log)
     assert [e["state"] for e in pipeline.results()] == ["succeeded", "succeeded"]
-    assert set(pipeline.objects()) == {"videos/once.mp4"}
+    assert pipeline.videos() == ["videos/once.mp4"]
 
 
 def test_dead_letters_can_be_listed_requeued_and_purged(pipeline: Pipeline, sample_repo: Path) -> None:
@@ -248,7 +248,7 @@ def test_s3_throttling_is_retried_and_the_upload_succeeds(pipeline: Pipeline, sa
     assert flaky.refused == 2
     [event] = pipeline.results()
     assert (event["state"], event["attempts"]) == ("succeeded", 1)
-    assert set(pipeline.objects()) == {"videos/throttled.mp4"}
+    assert pipeline.videos() == ["videos/throttled.mp4"]
 
 
 def test_s3_failing_for_good_is_retried_through_the_broker_then_dead_lettered(

@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from processor.contract import GourceOptions
-from processor.render import plan
+from processor.errors import RepositoryRejected
+from processor.render import fit, plan
 from processor.settings import ProcessorSettings
 
 
@@ -20,28 +21,43 @@ def flag(args: list[str], name: str) -> str:
     return args[args.index(name) + 1]
 
 
-def test_a_request_without_options_gets_the_operators_defaults() -> None:
+def git_log(tmp_path: Path, *days: int) -> Path:
+    """A log as processor.git writes it: one commit a day, on each of `days` of January 2024."""
+    log = tmp_path / "gource.log"
+    log.write_text(
+        "".join(
+            f"user:Alice\n{1704067200 + day * 86400}\n:000000 100644 0 1 A\tf{day}.txt\n\n" for day in days
+        )
+    )
+    return log
+
+
+def test_a_request_without_options_gets_the_operators_defaults(tmp_path: Path) -> None:
     settings = ProcessorSettings(resolution="640x360", framerate=25, video_seconds=12, seconds_per_day=0.5)
 
-    rendered = plan(options(), settings)
+    rendered, _ = fit(plan(options(), settings), git_log(tmp_path, 1, 2, 3))
 
     assert (rendered.width, rendered.height, rendered.framerate, rendered.seconds) == (640, 360, 25, 12)
     assert flag(rendered.gource_args, "--seconds-per-day") == "0.5"
     assert "--stop-at-end" in rendered.gource_args
 
 
-def test_requests_above_the_operators_ceilings_are_brought_down_to_them() -> None:
+def test_requests_above_the_operators_ceilings_are_brought_down_to_them(tmp_path: Path) -> None:
     settings = ProcessorSettings(max_resolution="1280x720", max_framerate=30, max_video_seconds=60)
 
-    rendered = plan(
-        options(**{"resolution": "3840x2160", "--output-framerate": 60, "--stop-at-time": 600,
-                   "--seconds-per-day": 500}),
-        settings,
+    rendered, pace = fit(
+        plan(
+            options(**{"resolution": "3840x2160", "--output-framerate": 60, "--stop-at-time": 600,
+                       "--seconds-per-day": 500}),
+            settings,
+        ),
+        git_log(tmp_path, 1, 5),
     )  # fmt: skip
 
     assert (rendered.width, rendered.height) == (1280, 720)  # scaled, aspect kept
     assert (rendered.framerate, rendered.seconds) == (30, 60)
     assert flag(rendered.gource_args, "--seconds-per-day") == "10"  # MAX_SECONDS_PER_DAY
+    assert pace.as_dict()["fitted"] is False
 
 
 def test_odd_sizes_are_rounded_to_what_the_encoder_accepts() -> None:
@@ -81,3 +97,10 @@ def test_start_and_stop_positions_reach_gource_in_order_or_are_refused() -> None
     assert flag(rendered.gource_args, "--stop-position") == "0.9"
     with pytest.raises(ValidationError, match="below --stop-position"):
         options(**{"--start-position": 0.9, "--stop-position": 0.2})
+
+
+def test_a_date_range_without_commits_is_refused_not_retried(tmp_path: Path) -> None:
+    empty = options(**{"--start-date": "2030-01-01", "--stop-date": "2031-01-01"})
+
+    with pytest.raises(RepositoryRejected, match="no commits in the selected"):
+        fit(plan(empty, ProcessorSettings()), git_log(tmp_path, 1, 2, 3))

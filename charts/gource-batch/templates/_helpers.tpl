@@ -385,7 +385,7 @@ the message. Included from configmap.yaml, which is always rendered.
 {{- if gt (float64 $r.videoSeconds) (float64 $r.maxVideoSeconds) }}
 {{- fail "render.videoSeconds must not exceed render.maxVideoSeconds" }}
 {{- end }}
-{{- if gt (float64 $r.secondsPerDay) (float64 $r.maxSecondsPerDay) }}
+{{- if and $r.secondsPerDay (gt (float64 $r.secondsPerDay) (float64 $r.maxSecondsPerDay)) }}
 {{- fail "render.secondsPerDay must not exceed render.maxSecondsPerDay" }}
 {{- end }}
 {{- $size := splitList "x" $r.resolution }}
