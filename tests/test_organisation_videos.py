@@ -255,7 +255,8 @@ def test_three_repositories_one_out_of_range_and_two_of_one_name_make_one_video(
     assert "Ada Lovelace" in seen, seen
     assert "Grace Hopper" in seen, seen
     assert "Ken Thompson" not in seen  # its history is before --start-date: in the event, not the video
-    assert "web-2" in seen, seen  # the second "web" has a directory of its own
+    # The second "web" has a directory of its own (tesseract sometimes loses the w in the glow).
+    assert re.search(r"\bw?eb-2\b", seen), seen
 
 
 @pytest.mark.slow
@@ -318,7 +319,7 @@ def test_a_repository_that_fails_fails_the_video_and_names_itself(pipeline: Pipe
         assert error in event["error"], event["error"]
         assert len(event["repoURLs"]) >= 2
     assert "MAX_HISTORY_CHANGES=20" in events["too-long"]["error"]
-    assert list(pipeline.objects()) == ["videos/control.mp4"]  # no partial video
+    assert pipeline.videos() == ["videos/control.mp4"]  # no partial video
 
 
 def test_a_repos_file_loads_a_request_per_repository_or_with_together_one_for_all(

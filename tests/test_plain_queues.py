@@ -106,7 +106,7 @@ def test_a_plain_producer_declaring_first_is_drained_by_processor_and_loader_ali
     # Highest priority first, whoever declared the queues.
     assert [e["videoId"] for e in events][:1] == ["high"]
     assert [e["videoId"] for e in events][-1] == "low"
-    assert len(pipeline.objects()) == 4
+    assert len(pipeline.videos()) == 4
 
 
 def test_a_plain_producer_declaring_after_a_running_processor_gets_no_channel_error(
@@ -122,7 +122,7 @@ def test_a_plain_producer_declaring_after_a_running_processor_gets_no_channel_er
 
     assert processor.wait(300) == 0
     assert rendered(pipeline) >= {f"late-{p}" for p in queues}
-    assert len(pipeline.objects()) == 4
+    assert len(pipeline.videos()) == 4
 
 
 def test_retries_and_dead_letters_work_on_queues_a_producer_declared(

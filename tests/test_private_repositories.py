@@ -111,7 +111,7 @@ def test_a_users_token_renders_their_private_repository_and_a_refused_token_fail
         MAX_ATTEMPTS=3,
     )
 
-    assert list(pipeline.objects()) == ["videos/right-token.mp4"]
+    assert pipeline.videos() == ["videos/right-token.mp4"]
     assert probe(pipeline.download("videos/right-token.mp4"))["streams"][0]["codec_name"] == "h264"
     assert events["right-token"]["state"] == "succeeded"
     expected = {
@@ -161,7 +161,7 @@ def test_operator_credentials_clone_private_repositories_for_requests_without_a_
         GIT_TOKEN_USERNAME="oauth2",
     )
 
-    assert sorted(pipeline.objects()) == ["videos/gitlab-user.mp4", "videos/scheduled.mp4"]
+    assert pipeline.videos() == ["videos/gitlab-user.mp4", "videos/scheduled.mp4"]
     # a request's token is its only credential: the operator's are not tried in its place
     assert list(dead) == ["wrong-token"]
     assert events["wrong-token"]["reason"] == "auth-failed"
@@ -220,7 +220,7 @@ def test_one_token_renders_an_organisation_video_of_private_repositories_and_a_w
         MAX_ATTEMPTS=3,
     )
 
-    assert list(pipeline.objects()) == ["videos/acme-2024.mp4"]
+    assert pipeline.videos() == ["videos/acme-2024.mp4"]
     assert probe(pipeline.download("videos/acme-2024.mp4"))["streams"][0]["codec_name"] == "h264"
     event = events["acme-2024"]
     assert event["state"] == "succeeded", event
@@ -267,7 +267,7 @@ def test_operator_credentials_serve_the_private_repositories_of_an_organisation_
         GIT_CREDENTIALS_FILE=credentials,
     )
 
-    assert list(pipeline.objects()) == ["videos/acme-scheduled.mp4"]
+    assert pipeline.videos() == ["videos/acme-scheduled.mp4"]
     assert probe(pipeline.download("videos/acme-scheduled.mp4"))["streams"][0]["codec_name"] == "h264"
     event = events["acme-scheduled"]
     assert event["state"] == "succeeded", event
