@@ -25,7 +25,7 @@
 # kubelet, certificates, logs, PID files) lives in $STATE and goes away with `down`.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "$0")/.." && pwd)"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${CLUSTER_CACHE:-/var/cache/gource-batch-cluster}"
 STATE="${CLUSTER_STATE:-/var/lib/gource-batch-cluster}"
 RUN="/run/gource-batch-cluster"
@@ -166,7 +166,10 @@ base_image() {
   bah inspect --type image "$BASE_IMAGE" >/dev/null 2>&1 && return 0
   log "base image $BASE_IMAGE"
   local c; c="$(bah from scratch)"
-  tar -C "$CACHE/rootfs/$DEBIAN_SUITE-python" --exclude=./.complete -c . | bah add "$c" - /
+  local tarball="$CACHE/rootfs/$DEBIAN_SUITE-python.tar"
+  tar -C "$CACHE/rootfs/$DEBIAN_SUITE-python" --exclude=./.complete -cf "$tarball" .
+  bah add "$c" "$tarball" /  # a local tar archive is unpacked
+  rm -f "$tarball"
   bah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --env LANG=C.UTF-8 --cmd python3 "$c"
   bah commit -q "$c" "$BASE_IMAGE" >/dev/null
@@ -441,7 +444,8 @@ node_up() {
   start kube-proxy "$BIN/kube-proxy" --config "$STATE/etc/kube-proxy.yaml"
   start coredns "$BIN/coredns" -conf "$STATE/etc/Corefile"
   wait_for "node $NODE_NAME" 120 kc wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s
-  # No volume provisioner here: a `local` StorageClass, and volumes the e2e creates.
+  # No volume provisioner here: a default `local` StorageClass and ten volumes made ahead
+  # (8Gi asked, 10Gi each, kept until `down`).
   kc apply -f - >/dev/null <<EOF2
 apiVersion: storage.k8s.io/v1
 kind: StorageClass
@@ -450,8 +454,28 @@ metadata:
   annotations: {storageclass.kubernetes.io/is-default-class: "true"}
 provisioner: kubernetes.io/no-provisioner
 volumeBindingMode: WaitForFirstConsumer
-reclaimPolicy: Delete
+reclaimPolicy: Retain
 EOF2
+  local i
+  for i in $(seq 10); do
+    mkdir -p "$STATE/volumes/pv-$i"
+    kc apply -f - >/dev/null <<EOF2
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: local-pv-$i
+spec:
+  capacity: {storage: 10Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: local
+  local: {path: "$STATE/volumes/pv-$i"}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+        - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [$NODE_NAME]}]
+EOF2
+  done
 }
 
 up() {
@@ -511,11 +535,14 @@ down() {
   log "cluster down (caches kept in $CACHE)"
 }
 
-case "${1:-}" in
-  up) up ;;
-  down) down ;;
-  kubeconfig) echo "$KUBECONFIG_FILE" ;;
-  images) build_images "${2:-all}" ;;
-  build) install_packages; build_kubernetes; build_coredns; build_pause; build_rootfs ;;
-  *) echo "usage: $0 up|down|kubeconfig|images [NAME|all]|build" >&2; exit 2 ;;
-esac
+main() {
+  case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    kubeconfig) echo "$KUBECONFIG_FILE" ;;
+    images) build_images "${2:-all}" ;;
+    *) echo "usage: $0 up|down|kubeconfig|images [NAME|all]" >&2; exit 2 ;;
+  esac
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then main "$@"; fi
