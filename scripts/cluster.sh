@@ -149,6 +149,12 @@ build_rootfs() {
 deb $DEBIAN_MIRROR $DEBIAN_SUITE main
 deb $DEBIAN_MIRROR $DEBIAN_SUITE-updates main
 EOF
+  # Trust what this machine trusts (a TLS-intercepting proxy's CA, say), so the image
+  # builds can reach PyPI wherever the host can.
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    cp /usr/local/share/ca-certificates/*.crt "$rootfs.tmp/usr/local/share/ca-certificates/"
+    chroot "$rootfs.tmp" update-ca-certificates >/dev/null
+  fi
   chroot "$rootfs.tmp" apt-get clean
   rm -rf "$rootfs.tmp"/var/lib/apt/lists/* "$rootfs.tmp"/var/cache/apt/*.bin
   touch "$rootfs.tmp/.complete"

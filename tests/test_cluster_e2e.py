@@ -121,7 +121,9 @@ def port_forward(ns: str, service: str, port: int) -> Iterator[int]:
         line = proc.stdout.readline()
         match = re.search(r"127\.0\.0\.1:(\d+)", line)
         if not match:
-            raise AssertionError(f"port-forward to {service}: {line}{proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(
+                f"port-forward to {service}: {line}{proc.stderr.read() if proc.stderr else ''}"
+            )
         yield int(match[1])
     finally:
         proc.terminate()
@@ -273,7 +275,9 @@ def loader_launched(ns: str, after: set[str]) -> str:
 # --- the steps ------------------------------------------------------------------------------
 
 
-def test_1_kubectl_apply_k_runs_the_example_batch_to_playable_videos(kustomized: Bucket, tmp_path: Path) -> None:
+def test_1_kubectl_apply_k_runs_the_example_batch_to_playable_videos(
+    kustomized: Bucket, tmp_path: Path
+) -> None:
     try:
         assert finished("gource-batch-loader", timeout=600) == "Complete"
         job = loader_launched(NS, set())
@@ -290,13 +294,163 @@ def test_1_kubectl_apply_k_runs_the_example_batch_to_playable_videos(kustomized:
     sa = f"system:serviceaccount:{NS}:gource-batch-loader"
     assert kubectl("auth", "can-i", "create", "jobs", "-n", NS, "--as", sa, check=False).strip() == "yes"
     for verb, what in (("create", "pods"), ("get", "secrets"), ("delete", "jobs"), ("create", "deployments")):
-        assert kubectl("auth", "can-i", verb, what, "-n", NS, "--as", sa, check=False).strip() == "no", (verb, what)
+        assert kubectl("auth", "can-i", verb, what, "-n", NS, "--as", sa, check=False).strip() == "no", (
+            verb,
+            what,
+        )
 
 
-def test_4_a_missing_bucket_fails_the_job_at_once_and_keeps_the_requests(kustomized: Bucket, tmp_path: Path) -> None:
+def test_2_helm_installs_dev_and_prod_values_upgrades_and_uninstalls(
+    kustomized: Bucket, tmp_path: Path
+) -> None:
+    """Both example values files, overridden only where this cluster must differ."""
+    if shutil.which("helm") is None:
+        pytest.fail("helm is not on PATH (bash scripts/install-helm.sh)")
+    dev = helm_namespace("gource-batch-dev")
+    prod = helm_namespace("gource-batch-prod")
+    # Prod's external broker: the kustomize namespace's one, by its cluster DNS name.
+    kubectl("-n", prod.ns, "create", "secret", "generic", "gource-batch-amqp",
+            "--from-literal=amqp-url=amqp://e2e:e2e-cluster-password@rabbitmq.gource-batch.svc:5672/%2F")  # fmt: skip
+    kubectl("-n", prod.ns, "create", "configmap", "gource-batch-nightly",
+            "--from-literal=requests.jsonl=" + json.dumps(
+                {"type": "gource", "repoURL": "git://git-server/gource-batch.git", "videoId": "prod-nightly"}))  # fmt: skip
+    # Prod schedules onto nodes labelled workload=batch: this node is one.
+    node = kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}")
+    kubectl("label", "node", node, "workload=batch", "--overwrite")
+    try:
+        helm("install", "gource-batch", dev.ns, "dev-values.yaml", {
+            "requests": {"inline": [
+                {"type": "gource", "repoURL": "git://git-server/gource-batch.git", "videoId": "dev-gource-batch",
+                 "gource": {"--title": "gource-batch", "--stop-at-time": 10}},
+                {"type": "gource", "repoURL": "git://git-server/gource-batch-again.git", "videoId": "dev-again",
+                 "gource": {"--key": True, "--stop-at-time": 10}},
+            ]},
+            "output": {"endpoint": "http://s3:9000"},
+        })  # fmt: skip
+        helm("install", "gource-batch", prod.ns, "prod-values.yaml", {
+            "broker": {"renderQueue": "prod-render", "external": {"port": 5672}},
+            "output": {"endpoint": "http://s3:9000", "existingSecret": "s3-credentials",
+                       "url": "s3://acme-gource-videos/prod"},
+            "render": {"resolution": "320x180", "videoSeconds": 8},
+            "processor": {"resources": SMALL},
+            # No Prometheus operator here: its PodMonitor kind does not exist.
+            "metrics": {"podMonitor": {"enabled": False}},
+        })  # fmt: skip
+        # Dev runs its batch on install; upgrade it while its processor Job renders.
+        assert finished("gource-batch-loader-r1", dev.ns, timeout=600) == "Complete"
+        dev_job = loader_launched(dev.ns, set())
+        uid = get("job", dev_job, dev.ns)["metadata"]["uid"]
+        assert condition(get("job", dev_job, dev.ns)) is None, "the processor Job finished before the upgrade"
+        helm("upgrade", "gource-batch", dev.ns, "dev-values.yaml", {"output": {"endpoint": "http://s3:9000"},
+                                                                   "loader": {"runOnInstall": False}})  # fmt: skip
+        assert get("job", dev_job, dev.ns)["metadata"]["uid"] == uid
+        assert finished(dev_job, dev.ns) == "Complete"
+        # Prod runs its batch on schedule (nightly): start the CronJob's Job now.
+        kubectl("-n", prod.ns, "create", "job", "--from=cronjob/gource-batch", "prod-now")
+        assert finished("prod-now", prod.ns, timeout=600) == "Complete"
+        prod_job = loader_launched(prod.ns, set())
+        # Two processors at least (prod's minProcessors), however small the backlog.
+        assert get("job", prod_job, prod.ns)["spec"]["parallelism"] == 2
+        assert finished(prod_job, prod.ns) == "Complete"
+    except AssertionError:
+        print(diagnostics(dev.ns), diagnostics(prod.ns))
+        raise
+    finally:
+        kubectl("label", "node", node, "workload-", check=False)
+    assert dev.videos("videos", "dev/") == ["dev/dev-again.mp4", "dev/dev-gource-batch.mp4"]
+    dev.assert_playable("videos", dev.videos("videos", "dev/"), tmp_path)
+    assert prod.videos("acme-gource-videos", "prod/") == ["prod/prod-nightly.mp4"]
+    prod.assert_playable("acme-gource-videos", ["prod/prod-nightly.mp4"], tmp_path)
+    # Uninstall leaves what the README says it keeps: Jobs, the broker's Secret and volume.
+    for ns in (dev.ns, prod.ns):
+        subprocess.run(["helm", "--kubeconfig", KUBECONFIG, "uninstall", "gource-batch", "-n", ns, "--wait"],
+                       check=True, capture_output=True, timeout=300)  # fmt: skip
+        left = kubectl("-n", ns, "get", "all,configmaps,secrets,serviceaccounts,roles,rolebindings,networkpolicies,"
+                       "cronjobs,pvc", "-l", "app.kubernetes.io/instance=gource-batch", "-o", "name").split()  # fmt: skip
+        kinds = {name.split("/")[0] for name in left}
+        assert kinds <= {"job.batch", "pod", "secret", "persistentvolumeclaim"}, left
+        assert all(n.split("/")[1] == "gource-batch-broker" for n in left if n.startswith("secret/")), left
+
+
+def helm_namespace(ns: str) -> Bucket:
+    """A namespace enforcing Pod Security restricted, with the S3 and Git stand-ins in it."""
+    kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=true", timeout=300)
+    kubectl("create", "namespace", ns)
+    kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+    kubectl("-n", ns, "apply", "-f", str(OVERLAY / "stand-ins.yaml"))
+    for name in ("minio-credentials", "s3-credentials"):
+        kubectl("-n", ns, "create", "secret", "generic", name, "--from-literal=AWS_ACCESS_KEY_ID=e2e",
+                "--from-literal=AWS_SECRET_ACCESS_KEY=e2e-cluster-secret")  # fmt: skip
+    kubectl("-n", ns, "rollout", "status", "deployment/s3", "deployment/git-server", "--timeout=180s")
+    bucket = Bucket(ns, "e2e", "e2e-cluster-secret")
+    bucket.create("videos")
+    bucket.create("acme-gource-videos")
+    return bucket
+
+
+def helm(action: str, release: str, ns: str, example: str, overrides: dict[str, Any]) -> None:
+    """helm install/upgrade with an example values file and this cluster's differences."""
+    cluster = {
+        "image": {
+            "processor": {"repository": PROCESSOR_IMAGE.rsplit(":", 1)[0], "tag": TAG},
+            "loader": {"repository": LOADER_IMAGE.rsplit(":", 1)[0], "tag": TAG},
+        },
+        "broker": {
+            "bundled": {"image": {"repository": "localhost/gource-batch-standin/rabbitmq", "tag": "debian"}}
+        },
+        "render": {"gitAllowedProtocols": ["git"]},
+        "processor": {
+            "extraEnv": [{"name": "GIT_ALLOWED_NETWORKS", "value": "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"}]
+        },
+    }
+    values = Path(f"/tmp/cluster-e2e-{ns}-{action}.yaml")
+    values.write_text(yaml.safe_dump(_merge(cluster, overrides)))
+    subprocess.run(
+        ["helm", "--kubeconfig", KUBECONFIG, action, release, str(ROOT / "charts" / "gource-batch"), "-n", ns,
+         "-f", str(ROOT / "charts" / "gource-batch" / "examples" / example), "-f", str(values), "--timeout", "10m"],
+        check=True, timeout=900,
+    )  # fmt: skip
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def test_3_the_cronjob_fires_every_minute_and_its_batch_completes(kustomized: Bucket, tmp_path: Path) -> None:
+    before = {j["metadata"]["name"] for j in items("job", "app.kubernetes.io/component=processor")}
+    kubectl("-n", NS, "patch", "cronjob", "gource-batch", "--type=merge",
+            "-p", '{"spec": {"schedule": "* * * * *", "suspend": false}}')  # fmt: skip
+    try:
+        fired = eventually("the CronJob fires", lambda: get("cronjob", "gource-batch").get("status", {}).get(
+            "lastScheduleTime"), 150)  # fmt: skip
+        kubectl(
+            "-n", NS, "patch", "cronjob", "gource-batch", "--type=merge", "-p", '{"spec": {"suspend": true}}'
+        )
+        loaders = [j for j in json.loads(kubectl("-n", NS, "get", "jobs", "-o", "json"))["items"]
+                   if any(o["kind"] == "CronJob" for o in j["metadata"].get("ownerReferences", []))]  # fmt: skip
+        assert loaders, f"no Job from the CronJob (last schedule {fired})"
+        assert finished(loaders[0]["metadata"]["name"], timeout=600) == "Complete"
+        job = loader_launched(NS, before)
+        assert finished(job) == "Complete"
+    except AssertionError:
+        print(diagnostics(NS))
+        raise
+    kustomized.assert_playable("videos", kustomized.videos("videos", "kustomize/"), tmp_path)
+
+
+def test_4_a_missing_bucket_fails_the_job_at_once_and_keeps_the_requests(
+    kustomized: Bucket, tmp_path: Path
+) -> None:
     queue = f"e2e-nobucket-{uuid.uuid4().hex[:6]}"
     with broker(NS, amqp_local) as url:
-        publish(url, queue, [{"type": "gource", "repoURL": "git://git-server/gource-batch.git"}] * 2, tmp_path)
+        publish(
+            url, queue, [{"type": "gource", "repoURL": "git://git-server/gource-batch.git"}] * 2, tmp_path
+        )
         name = f"nobucket-{uuid.uuid4().hex[:6]}"
         processor_job(NS, name, {"RENDER_QUEUE": queue, "OUTPUT_URL": f"s3://no-such-bucket-{name}/videos"})
         try:
@@ -320,7 +474,9 @@ def test_5_a_processor_deleted_mid_render_hands_its_request_back(kustomized: Buc
         publish(url, queue, [{"type": "gource", "repoURL": "git://git-server/gource-batch.git",
                               "videoId": video, "gource": {"--seconds-per-day": 1}}], tmp_path)  # fmt: skip
     name = f"delete-{uuid.uuid4().hex[:6]}"
-    processor_job(NS, name, {"RENDER_QUEUE": queue, "OUTPUT_URL": "s3://videos/deleted", "VIDEO_SECONDS": "40"})
+    processor_job(
+        NS, name, {"RENDER_QUEUE": queue, "OUTPUT_URL": "s3://videos/deleted", "VIDEO_SECONDS": "40"}
+    )
 
     def rendering() -> str | None:
         for pod in items("pod", f"job-name={name}"):
@@ -342,7 +498,9 @@ def test_5_a_processor_deleted_mid_render_hands_its_request_back(kustomized: Buc
     assert len(pods) >= 2, "the deleted pod was replaced"
 
 
-def test_6_the_broker_keeps_its_queues_and_messages_across_a_pod_deletion(kustomized: Bucket, tmp_path: Path) -> None:
+def test_6_the_broker_keeps_its_queues_and_messages_across_a_pod_deletion(
+    kustomized: Bucket, tmp_path: Path
+) -> None:
     queue = f"e2e-restart-{uuid.uuid4().hex[:6]}"
     video = f"after-broker-restart-{uuid.uuid4().hex[:6]}"
     with broker(NS, amqp_local) as url:
