@@ -378,7 +378,9 @@ start() {
   local name="$1"; shift
   if running "$name"; then return 0; fi
   mkdir -p "$STATE/log" "$STATE/pid"
-  setsid ip netns exec "$NETNS" "$@" >>"$STATE/log/$name.log" 2>&1 </dev/null &
+  # nsenter, not `ip netns exec`: that one also remounts /sys in a mount namespace of its
+  # own, which hides the cgroup mounts from the kubelet and pod mounts from containerd.
+  setsid nsenter --net="/run/netns/$NETNS" "$@" >>"$STATE/log/$name.log" 2>&1 </dev/null &
   echo $! >"$STATE/pid/$name"
 }
 

@@ -63,6 +63,7 @@ def kubectl(*args: str, stdin: str | None = None, check: bool = True, timeout: f
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
@@ -167,10 +168,23 @@ class Bucket:
                 local = tmp_path / key.replace("/", "_")
                 s3.download_file(bucket, key, str(local))
                 probe = subprocess.run(
-                    ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets",
-                     "-show_entries", "stream=codec_name,nb_read_packets", "-of", "json", str(local)],
-                    capture_output=True, text=True, check=True,
-                )  # fmt: skip
+                    [
+                        "ffprobe",
+                        "-v",
+                        "error",
+                        "-select_streams",
+                        "v:0",
+                        "-count_packets",
+                        "-show_entries",
+                        "stream=codec_name,nb_read_packets",
+                        "-of",
+                        "json",
+                        str(local),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 stream = json.loads(probe.stdout)["streams"][0]
                 assert stream["codec_name"] == "h264", key
                 assert int(stream["nb_read_packets"]) > 10, key
@@ -222,8 +236,11 @@ def processor_template(image: str, resources: dict[str, Any]) -> str:
 
 def processor_job(ns: str, name: str, env: dict[str, str], parallelism: int = 1) -> dict[str, Any]:
     """A processor Job from the template the loader launches from, with some settings changed."""
-    cm = json.loads(kubectl("-n", ns, "get", "configmap", "-l",
-                            "app.kubernetes.io/component=processor-template", "-o", "json"))["items"][0]  # fmt: skip
+    cm = json.loads(
+        kubectl(
+            "-n", ns, "get", "configmap", "-l", "app.kubernetes.io/component=processor-template", "-o", "json"
+        )
+    )["items"][0]
     job = yaml.safe_load(cm["data"]["processor-job.yaml"])
     job["metadata"].pop("generateName", None)
     job["metadata"]["name"] = name
@@ -236,7 +253,7 @@ def processor_job(ns: str, name: str, env: dict[str, str], parallelism: int = 1)
 
 
 @pytest.fixture(scope="module")
-def kustomized() -> Iterator[Bucket]:
+def kustomized() -> Bucket:
     """`kubectl apply -k` of the shipped manifests through tests/cluster/overlay."""
     require_tools()
     kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true", timeout=300)
@@ -248,7 +265,7 @@ def kustomized() -> Iterator[Bucket]:
     bucket = Bucket(NS, "e2e", "e2e-cluster-secret")
     bucket.create("videos")
     kubectl("apply", "-k", str(OVERLAY))
-    yield bucket
+    return bucket
 
 
 def require_tools() -> None:
@@ -309,40 +326,85 @@ def test_2_helm_installs_dev_and_prod_values_upgrades_and_uninstalls(
     dev = helm_namespace("gource-batch-dev")
     prod = helm_namespace("gource-batch-prod")
     # Prod's external broker: the kustomize namespace's one, by its cluster DNS name.
-    kubectl("-n", prod.ns, "create", "secret", "generic", "gource-batch-amqp",
-            "--from-literal=amqp-url=amqp://e2e:e2e-cluster-password@rabbitmq.gource-batch.svc:5672/%2F")  # fmt: skip
-    kubectl("-n", prod.ns, "create", "configmap", "gource-batch-nightly",
-            "--from-literal=requests.jsonl=" + json.dumps(
-                {"type": "gource", "repoURL": "git://git-server/gource-batch.git", "videoId": "prod-nightly"}))  # fmt: skip
+    kubectl(
+        "-n",
+        prod.ns,
+        "create",
+        "secret",
+        "generic",
+        "gource-batch-amqp",
+        "--from-literal=amqp-url=amqp://e2e:e2e-cluster-password@rabbitmq.gource-batch.svc:5672/%2F",
+    )
+    kubectl(
+        "-n",
+        prod.ns,
+        "create",
+        "configmap",
+        "gource-batch-nightly",
+        "--from-literal=requests.jsonl="
+        + json.dumps(
+            {"type": "gource", "repoURL": "git://git-server/gource-batch.git", "videoId": "prod-nightly"}
+        ),
+    )
     # Prod schedules onto nodes labelled workload=batch: this node is one.
     node = kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}")
     kubectl("label", "node", node, "workload=batch", "--overwrite")
     try:
-        helm("install", "gource-batch", dev.ns, "dev-values.yaml", {
-            "requests": {"inline": [
-                {"type": "gource", "repoURL": "git://git-server/gource-batch.git", "videoId": "dev-gource-batch",
-                 "gource": {"--title": "gource-batch", "--stop-at-time": 10}},
-                {"type": "gource", "repoURL": "git://git-server/gource-batch-again.git", "videoId": "dev-again",
-                 "gource": {"--key": True, "--stop-at-time": 10}},
-            ]},
-            "output": {"endpoint": "http://s3:9000"},
-        })  # fmt: skip
-        helm("install", "gource-batch", prod.ns, "prod-values.yaml", {
-            "broker": {"renderQueue": "prod-render", "external": {"port": 5672}},
-            "output": {"endpoint": "http://s3:9000", "existingSecret": "s3-credentials",
-                       "url": "s3://acme-gource-videos/prod"},
-            "render": {"resolution": "320x180", "videoSeconds": 8},
-            "processor": {"resources": SMALL},
-            # No Prometheus operator here: its PodMonitor kind does not exist.
-            "metrics": {"podMonitor": {"enabled": False}},
-        })  # fmt: skip
+        helm(
+            "install",
+            "gource-batch",
+            dev.ns,
+            "dev-values.yaml",
+            {
+                "requests": {
+                    "inline": [
+                        {
+                            "type": "gource",
+                            "repoURL": "git://git-server/gource-batch.git",
+                            "videoId": "dev-gource-batch",
+                            "gource": {"--title": "gource-batch", "--stop-at-time": 10},
+                        },
+                        {
+                            "type": "gource",
+                            "repoURL": "git://git-server/gource-batch-again.git",
+                            "videoId": "dev-again",
+                            "gource": {"--key": True, "--stop-at-time": 10},
+                        },
+                    ]
+                },
+                "output": {"endpoint": "http://s3:9000"},
+            },
+        )
+        helm(
+            "install",
+            "gource-batch",
+            prod.ns,
+            "prod-values.yaml",
+            {
+                "broker": {"renderQueue": "prod-render", "external": {"port": 5672}},
+                "output": {
+                    "endpoint": "http://s3:9000",
+                    "existingSecret": "s3-credentials",
+                    "url": "s3://acme-gource-videos/prod",
+                },
+                "render": {"resolution": "320x180", "videoSeconds": 8},
+                "processor": {"resources": SMALL},
+                # No Prometheus operator here: its PodMonitor kind does not exist.
+                "metrics": {"podMonitor": {"enabled": False}},
+            },
+        )
         # Dev runs its batch on install; upgrade it while its processor Job renders.
         assert finished("gource-batch-loader-r1", dev.ns, timeout=600) == "Complete"
         dev_job = loader_launched(dev.ns, set())
         uid = get("job", dev_job, dev.ns)["metadata"]["uid"]
         assert condition(get("job", dev_job, dev.ns)) is None, "the processor Job finished before the upgrade"
-        helm("upgrade", "gource-batch", dev.ns, "dev-values.yaml", {"output": {"endpoint": "http://s3:9000"},
-                                                                   "loader": {"runOnInstall": False}})  # fmt: skip
+        helm(
+            "upgrade",
+            "gource-batch",
+            dev.ns,
+            "dev-values.yaml",
+            {"output": {"endpoint": "http://s3:9000"}, "loader": {"runOnInstall": False}},
+        )
         assert get("job", dev_job, dev.ns)["metadata"]["uid"] == uid
         assert finished(dev_job, dev.ns) == "Complete"
         # Prod runs its batch on schedule (nightly): start the CronJob's Job now.
@@ -363,10 +425,22 @@ def test_2_helm_installs_dev_and_prod_values_upgrades_and_uninstalls(
     prod.assert_playable("acme-gource-videos", ["prod/prod-nightly.mp4"], tmp_path)
     # Uninstall leaves what the README says it keeps: Jobs, the broker's Secret and volume.
     for ns in (dev.ns, prod.ns):
-        subprocess.run(["helm", "--kubeconfig", KUBECONFIG, "uninstall", "gource-batch", "-n", ns, "--wait"],
-                       check=True, capture_output=True, timeout=300)  # fmt: skip
-        left = kubectl("-n", ns, "get", "all,configmaps,secrets,serviceaccounts,roles,rolebindings,networkpolicies,"
-                       "cronjobs,pvc", "-l", "app.kubernetes.io/instance=gource-batch", "-o", "name").split()  # fmt: skip
+        subprocess.run(
+            ["helm", "--kubeconfig", KUBECONFIG, "uninstall", "gource-batch", "-n", ns, "--wait"],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        left = kubectl(
+            "-n",
+            ns,
+            "get",
+            "all,configmaps,secrets,serviceaccounts,roles,rolebindings,networkpolicies,cronjobs,pvc",
+            "-l",
+            "app.kubernetes.io/instance=gource-batch",
+            "-o",
+            "name",
+        ).split()
         kinds = {name.split("/")[0] for name in left}
         assert kinds <= {"job.batch", "pod", "secret", "persistentvolumeclaim"}, left
         assert all(n.split("/")[1] == "gource-batch-broker" for n in left if n.startswith("secret/")), left
@@ -379,8 +453,16 @@ def helm_namespace(ns: str) -> Bucket:
     kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
     kubectl("-n", ns, "apply", "-f", str(OVERLAY / "stand-ins.yaml"))
     for name in ("minio-credentials", "s3-credentials"):
-        kubectl("-n", ns, "create", "secret", "generic", name, "--from-literal=AWS_ACCESS_KEY_ID=e2e",
-                "--from-literal=AWS_SECRET_ACCESS_KEY=e2e-cluster-secret")  # fmt: skip
+        kubectl(
+            "-n",
+            ns,
+            "create",
+            "secret",
+            "generic",
+            name,
+            "--from-literal=AWS_ACCESS_KEY_ID=e2e",
+            "--from-literal=AWS_SECRET_ACCESS_KEY=e2e-cluster-secret",
+        )
     kubectl("-n", ns, "rollout", "status", "deployment/s3", "deployment/git-server", "--timeout=180s")
     bucket = Bucket(ns, "e2e", "e2e-cluster-secret")
     bucket.create("videos")
@@ -406,10 +488,25 @@ def helm(action: str, release: str, ns: str, example: str, overrides: dict[str, 
     values = Path(f"/tmp/cluster-e2e-{ns}-{action}.yaml")
     values.write_text(yaml.safe_dump(_merge(cluster, overrides)))
     subprocess.run(
-        ["helm", "--kubeconfig", KUBECONFIG, action, release, str(ROOT / "charts" / "gource-batch"), "-n", ns,
-         "-f", str(ROOT / "charts" / "gource-batch" / "examples" / example), "-f", str(values), "--timeout", "10m"],
-        check=True, timeout=900,
-    )  # fmt: skip
+        [
+            "helm",
+            "--kubeconfig",
+            KUBECONFIG,
+            action,
+            release,
+            str(ROOT / "charts" / "gource-batch"),
+            "-n",
+            ns,
+            "-f",
+            str(ROOT / "charts" / "gource-batch" / "examples" / example),
+            "-f",
+            str(values),
+            "--timeout",
+            "10m",
+        ],
+        check=True,
+        timeout=900,
+    )
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -423,16 +520,30 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 def test_3_the_cronjob_fires_every_minute_and_its_batch_completes(kustomized: Bucket, tmp_path: Path) -> None:
     before = {j["metadata"]["name"] for j in items("job", "app.kubernetes.io/component=processor")}
-    kubectl("-n", NS, "patch", "cronjob", "gource-batch", "--type=merge",
-            "-p", '{"spec": {"schedule": "* * * * *", "suspend": false}}')  # fmt: skip
+    kubectl(
+        "-n",
+        NS,
+        "patch",
+        "cronjob",
+        "gource-batch",
+        "--type=merge",
+        "-p",
+        '{"spec": {"schedule": "* * * * *", "suspend": false}}',
+    )
     try:
-        fired = eventually("the CronJob fires", lambda: get("cronjob", "gource-batch").get("status", {}).get(
-            "lastScheduleTime"), 150)  # fmt: skip
+        fired = eventually(
+            "the CronJob fires",
+            lambda: get("cronjob", "gource-batch").get("status", {}).get("lastScheduleTime"),
+            150,
+        )
         kubectl(
             "-n", NS, "patch", "cronjob", "gource-batch", "--type=merge", "-p", '{"spec": {"suspend": true}}'
         )
-        loaders = [j for j in json.loads(kubectl("-n", NS, "get", "jobs", "-o", "json"))["items"]
-                   if any(o["kind"] == "CronJob" for o in j["metadata"].get("ownerReferences", []))]  # fmt: skip
+        loaders = [
+            j
+            for j in json.loads(kubectl("-n", NS, "get", "jobs", "-o", "json"))["items"]
+            if any(o["kind"] == "CronJob" for o in j["metadata"].get("ownerReferences", []))
+        ]
         assert loaders, f"no Job from the CronJob (last schedule {fired})"
         assert finished(loaders[0]["metadata"]["name"], timeout=600) == "Complete"
         job = loader_launched(NS, before)
@@ -471,8 +582,19 @@ def test_5_a_processor_deleted_mid_render_hands_its_request_back(kustomized: Buc
     queue = f"e2e-delete-{uuid.uuid4().hex[:6]}"
     video = f"deleted-mid-render-{uuid.uuid4().hex[:6]}"
     with broker(NS, amqp_local) as url:
-        publish(url, queue, [{"type": "gource", "repoURL": "git://git-server/gource-batch.git",
-                              "videoId": video, "gource": {"--seconds-per-day": 1}}], tmp_path)  # fmt: skip
+        publish(
+            url,
+            queue,
+            [
+                {
+                    "type": "gource",
+                    "repoURL": "git://git-server/gource-batch.git",
+                    "videoId": video,
+                    "gource": {"--seconds-per-day": 1},
+                }
+            ],
+            tmp_path,
+        )
     name = f"delete-{uuid.uuid4().hex[:6]}"
     processor_job(
         NS, name, {"RENDER_QUEUE": queue, "OUTPUT_URL": "s3://videos/deleted", "VIDEO_SECONDS": "40"}
@@ -504,8 +626,12 @@ def test_6_the_broker_keeps_its_queues_and_messages_across_a_pod_deletion(
     queue = f"e2e-restart-{uuid.uuid4().hex[:6]}"
     video = f"after-broker-restart-{uuid.uuid4().hex[:6]}"
     with broker(NS, amqp_local) as url:
-        publish(url, queue, [{"type": "gource", "repoURL": "git://git-server/gource-batch-again.git",
-                              "videoId": video}], tmp_path)  # fmt: skip
+        publish(
+            url,
+            queue,
+            [{"type": "gource", "repoURL": "git://git-server/gource-batch-again.git", "videoId": video}],
+            tmp_path,
+        )
         assert queued(url, queue) == 1
     old_uid = get("pod", "rabbitmq-0")["metadata"]["uid"]
     kubectl("-n", NS, "delete", "pod", "rabbitmq-0", "--wait=true")
