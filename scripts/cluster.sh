@@ -433,7 +433,7 @@ control_plane_up() {
     --kubelet-certificate-authority "$PKI/ca.crt" \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --storage-backend etcd3
+    --kubelet-preferred-address-types InternalIP --storage-backend etcd3
   wait_for kube-apiserver 90 kc get --raw /readyz
   start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$KUBECONFIG_FILE" \
     --authentication-kubeconfig "$KUBECONFIG_FILE" --authorization-kubeconfig "$KUBECONFIG_FILE" \
