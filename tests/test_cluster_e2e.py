@@ -111,24 +111,18 @@ def diagnostics(ns: str) -> str:
 @contextmanager
 def port_forward(ns: str, service: str, port: int) -> Iterator[int]:
     """A local port reaching a Service, the way an operator reaches one from a laptop."""
-    proc = subprocess.Popen(
-        ["kubectl", "--kubeconfig", KUBECONFIG, "-n", ns, "port-forward", f"svc/{service}", f":{port}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"127\.0\.0\.1:(\d+)", line)
-        if not match:
-            raise AssertionError(
-                f"port-forward to {service}: {line}{proc.stderr.read() if proc.stderr else ''}"
-            )
-        yield int(match[1])
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    argv = ["kubectl", "--kubeconfig", KUBECONFIG, "-n", ns, "port-forward", f"svc/{service}", f":{port}"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            match = re.search(r"127\.0\.0\.1:(\d+)", line)
+            if not match:
+                raise AssertionError(f"port-forward to {service}: {line}")
+            yield int(match[1])
+        finally:
+            proc.terminate()
+            proc.wait(10)
 
 
 # --- the stand-ins: S3 and the broker, through port-forwards ----------------------------------
