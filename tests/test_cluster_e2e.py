@@ -259,6 +259,7 @@ def kustomized() -> Bucket:
     bucket = Bucket(NS, "e2e", "e2e-cluster-secret")
     bucket.create("videos")
     kubectl("apply", "-k", str(OVERLAY))
+    kubectl("-n", NS, "rollout", "status", "statefulset/rabbitmq", "--timeout=300s", timeout=330)
     return bucket
 
 
