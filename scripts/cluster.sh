@@ -526,6 +526,11 @@ down() {
       ctr --address "$CONTAINERD_SOCK" -n k8s.io tasks delete -f "$task" >/dev/null 2>&1 || true
     done
     for task in $(ctr --address "$CONTAINERD_SOCK" -n k8s.io containers ls -q 2>/dev/null); do
+      # A pod sandbox's network namespace (/var/run/netns/cni-...) outlives its container.
+      ctr --address "$CONTAINERD_SOCK" -n k8s.io containers info "$task" 2>/dev/null \
+        | grep -oE '/var/run/netns/cni-[0-9a-f-]+' | sort -u | while read -r netns; do
+          ip netns del "${netns##*/}" 2>/dev/null || true
+        done
       ctr --address "$CONTAINERD_SOCK" -n k8s.io containers delete "$task" >/dev/null 2>&1 || true
     done
   fi
