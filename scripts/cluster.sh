@@ -221,21 +221,36 @@ git_context() {
   git clone -q --bare --single-branch "$REPO" "$ctx/repos/gource-batch-again.git"
 }
 
+# source_hash FILE CONTEXT: what an image is built from; our images are rebuilt when the
+# code in them changed (the stand-ins only when their Dockerfile did).
+source_hash() {
+  local file="$1" ctx="$2"
+  if [[ "$ctx" == "$REPO" ]]; then
+    (cd "$REPO" && cat "$file" pyproject.toml README.md $(find processor loader -name '*.py' | sort)) | sha256sum
+  else
+    sha256sum <"$REPO/scripts/cluster/$file"
+  fi | cut -c1-16
+}
+
 build_images() {
-  local only="${1:-}" entry name file ctx built=0
+  local only="${1:-}" entry name file ctx hash built=0
   base_image; pause_image
   import_image "$PAUSE_IMAGE"
   for entry in "${IMAGES[@]}"; do
     IFS='|' read -r name file ctx <<<"$entry"
     if [[ -n "$only" && "$only" != all && "$name" != *"$only"* ]]; then continue; fi
-    if [[ -z "$only" ]] && ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q | grep -qx "$name"; then
+    hash="$(source_hash "$file" "$ctx")"
+    if [[ -z "$only" ]] && ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls "name==$name" \
+        | grep -q "gource-batch.source=$hash"; then
       continue
     fi
     [[ "$file" == Dockerfile.git ]] && git_context
     log "building $name from $file"
     nice -n 10 buildah --storage-driver vfs bud --quiet --isolation chroot --layers \
       --build-arg "PYTHON_IMAGE=$BASE_IMAGE" -f "$ctx/$file" -t "$name" "$ctx" >&2
-    import_image "$name"; built=1
+    import_image "$name"
+    ctr --address "$CONTAINERD_SOCK" -n k8s.io images label "$name" "gource-batch.source=$hash" >/dev/null
+    built=1
   done
   ((built)) || log "images are up to date (bash scripts/cluster.sh images all: rebuild)"
 }
