@@ -505,10 +505,14 @@ up() {
   [[ $EUID == 0 ]] || die "run as root"
   local t0=$SECONDS
   install_packages
-  build_kubernetes; build_coredns; build_pause; build_rootfs
+  # Compiling Kubernetes and building the images take the longest: side by side.
+  (build_kubernetes && build_coredns) &
+  local compile=$!
+  build_pause; build_rootfs
   make_pki; write_configs; network
   containerd_up
   build_images
+  wait "$compile" || die "building Kubernetes or CoreDNS failed"
   control_plane_up
   node_up
   log "cluster up in $((SECONDS - t0)) s: export KUBECONFIG=$KUBECONFIG_FILE (kubectl: $BIN/kubectl)"
