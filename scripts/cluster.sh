@@ -294,9 +294,17 @@ current-context: gource-batch
 EOF2
 }
 
+# put FILE: write stdin to FILE only if that changes it; kube-proxy exits when its
+# configuration file is rewritten, even with the same content.
+put() {
+  local tmp; tmp="$(mktemp "$1.XXXXXX")"
+  cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
+
 write_configs() {
   mkdir -p "$STATE/cni/net.d" "$STATE/cni/ipam" "$STATE/etc" "$RUN/containerd"
-  cat >"$STATE/etc/containerd.toml" <<EOF2
+  put "$STATE/etc/containerd.toml" <<EOF2
 version = 2
 root = "$CACHE/containerd"
 state = "$RUN/containerd/state"
@@ -318,7 +326,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     conf_dir = "$STATE/cni/net.d"
 EOF2
   # The bridge plugin connects pods; it accepts NetworkPolicies but enforces none.
-  cat >"$STATE/cni/net.d/10-gource-batch.conflist" <<EOF2
+  put "$STATE/cni/net.d/10-gource-batch.conflist" <<EOF2
 {
   "cniVersion": "1.0.0",
   "name": "gource-batch",
@@ -331,8 +339,8 @@ EOF2
 }
 EOF2
   # Pods resolve cluster names through CoreDNS only (no upstream: nothing outside is reachable).
-  printf 'nameserver %s\n' "$NODE_IP" >"$STATE/etc/resolv.conf"
-  cat >"$STATE/etc/kubelet.yaml" <<EOF2
+  printf 'nameserver %s\n' "$NODE_IP" | put "$STATE/etc/resolv.conf"
+  put "$STATE/etc/kubelet.yaml" <<EOF2
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $NODE_IP
@@ -356,7 +364,7 @@ evictionHard: {memory.available: "100Mi", nodefs.available: "2%", imagefs.availa
 serializeImagePulls: false
 maxPods: 60
 EOF2
-  cat >"$STATE/etc/kube-proxy.yaml" <<EOF2
+  put "$STATE/etc/kube-proxy.yaml" <<EOF2
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: iptables
@@ -371,7 +379,7 @@ conntrack: {maxPerCore: 0, min: 0}
 metricsBindAddress: "$NODE_IP:10249"
 healthzBindAddress: "$NODE_IP:10256"
 EOF2
-  cat >"$STATE/etc/Corefile" <<EOF2
+  put "$STATE/etc/Corefile" <<EOF2
 .:53 {
     bind $NODE_IP
     errors
