@@ -167,7 +167,8 @@ BASE_IMAGE="localhost/gource-batch-base/python:3.11-$DEBIAN_SUITE"
 PAUSE_IMAGE="localhost/gource-batch-base/pause:$K8S_VERSION"
 
 # buildah's image store (layers, the build cache) lives in the cache too.
-bah() { buildah --storage-driver vfs --root "$CACHE/buildah" --runroot "$RUN/buildah" "$@"; }
+BUILDAH=(buildah --storage-driver vfs --root "$CACHE/buildah" --runroot "$RUN/buildah")
+bah() { "${BUILDAH[@]}" "$@"; }
 
 base_image() {
   bah inspect --type image "$BASE_IMAGE" >/dev/null 2>&1 && return 0
@@ -247,7 +248,7 @@ build_images() {
     fi
     [[ "$file" == Dockerfile.git ]] && git_context
     log "building $name from $file"
-    nice -n 10 bah bud --quiet --isolation chroot --layers \
+    nice -n 10 "${BUILDAH[@]}" bud --quiet --isolation chroot --layers \
       --build-arg "PYTHON_IMAGE=$BASE_IMAGE" -f "$ctx/$file" -t "$name" "$ctx" >&2
     import_image "$name"
     ctr --address "$CONTAINERD_SOCK" -n k8s.io images label "$name" "gource-batch.source=$hash" >/dev/null
