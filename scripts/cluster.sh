@@ -557,7 +557,7 @@ down() {
     for task in $(ctr --address "$CONTAINERD_SOCK" -n k8s.io containers ls -q 2>/dev/null); do
       # A pod sandbox's network namespace (/var/run/netns/cni-...) outlives its container.
       ctr --address "$CONTAINERD_SOCK" -n k8s.io containers info "$task" 2>/dev/null \
-        | grep -oE '/var/run/netns/cni-[0-9a-f-]+' | sort -u | while read -r netns; do
+        | { grep -oE '/var/run/netns/cni-[0-9a-f-]+' || true; } | sort -u | while read -r netns; do
           ip netns del "${netns##*/}" 2>/dev/null || true
         done
       ctr --address "$CONTAINERD_SOCK" -n k8s.io containers delete "$task" >/dev/null 2>&1 || true
@@ -568,7 +568,7 @@ down() {
     stop "$name"
   done
   # Pod volumes (tmpfs, bind mounts) and sandbox network namespaces under our directories.
-  grep -oE " ($STATE|$RUN|$CACHE/containerd)/[^ ]*" /proc/mounts | sort -r | while read -r m; do
+  { grep -oE " ($STATE|$RUN|$CACHE/containerd)/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null || true
   done
   ip netns list | grep -qw "$NETNS" && ip netns del "$NETNS"
