@@ -200,7 +200,8 @@ def test_processor_jobs_are_work_queue_jobs_that_fail_on_configuration_errors(
             "action": "FailJob",
             "onExitCodes": {"containerName": "processor", "operator": "In", "values": [EXIT_CONFIGURATION]},
         } in rules, label
-        assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]} in rules, label
+        ignored = [{"type": "DisruptionTarget", "status": "True"}]
+        assert {"action": "Ignore", "onPodConditions": ignored} in rules, label
         pod = spec["template"]["spec"]
         assert pod["restartPolicy"] == "Never", label
         assert pod["terminationGracePeriodSeconds"] >= 30, label

@@ -178,7 +178,7 @@ def test_the_processor_job_fails_on_a_configuration_error_and_ignores_disruption
             "onExitCodes": {"containerName": "processor", "operator": "In", "values": [EXIT_CONFIGURATION]},
         }
     ]
-    assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]} in rules
+    assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]} in rules
 
 
 def test_the_grace_period_covers_the_processor_shutdown() -> None:
