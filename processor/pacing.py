@@ -24,6 +24,7 @@ to fill the length at that pace makes a shorter video instead of a stretched one
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -141,6 +142,9 @@ def select(
     return sorted(chosen)
 
 
+GOURCE_AUTO_SKIP = 3.0  # gource's default --auto-skip-seconds
+
+
 def auto_skip_for(seconds: float) -> float:
     """1 % of the length (0.2 s..3 s): how long the screen stands idle before gource skips ahead."""
     return round(min(3.0, max(0.2, seconds * 0.01)), 2)
@@ -181,7 +185,8 @@ def choose(
         played = min(predict(gaps, per_day, skip, lag), seconds)
         return Pace(per_day, skip, lag, len(timestamps), first, last, played, fitted)
 
-    if requested is not None:
+    if requested is not None:  # told as gource tells it by default: its own auto-skip, no lag cap
+        skip, lag = GOURCE_AUTO_SKIP, math.inf
         return pace(min(requested, ceiling), fitted=False)
     target = seconds * _FILL
     if predict(gaps, ceiling, skip, lag) <= target:

@@ -149,8 +149,11 @@ def fit(render_plan: RenderPlan, log_path: Path) -> tuple[RenderPlan, Pace]:
     if not chosen:  # gource would fail with "no commits found"; no retry changes that
         raise RepositoryRejected("no commits in the selected dates or positions: nothing to render")
     pace = choose(chosen, render_plan.seconds, render_plan.pace_ceiling, render_plan.requested_pace)
-    args = ["--seconds-per-day", f"{pace.seconds_per_day:.6g}"] if pace.fitted else []
-    args += ["--auto-skip-seconds", f"{pace.auto_skip_seconds:g}", "--max-file-lag", f"{pace.max_file_lag:g}"]
+    args = []
+    if pace.fitted:  # a request's own pace keeps gource's own auto-skip and file lag, as before
+        args += ["--seconds-per-day", f"{pace.seconds_per_day:.6g}"]
+        args += ["--auto-skip-seconds", f"{pace.auto_skip_seconds:g}"]
+        args += ["--max-file-lag", f"{pace.max_file_lag:g}"]
     return replace(render_plan, gource_args=[*render_plan.gource_args, *args]), pace
 
 

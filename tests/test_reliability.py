@@ -167,7 +167,7 @@ def test_a_render_longer_than_the_consumer_timeout_ends_rendered_once(
     log = [line["message"] for line in pipeline.processor_log()]
     assert any(m.startswith("lost the broker") for m in log)  # the broker did close the channel
     assert sum(m.startswith("rendered ") for m in log) == 1  # and the redelivery was not rendered again
-    assert "video already stored for this request; not rendering again" in log
+    assert "everything this request writes is already stored; not rendering again" in log
     assert pipeline.videos() == ["videos/slow.mp4"]
     assert {(e["state"], e["attempts"]) for e in pipeline.results()} == {("succeeded", 2)}
 
