@@ -87,7 +87,7 @@ def run(endpoint: str, s3: object, own: Path, sample: Path) -> int:
         where = event.get("url") or event.get("error")
         print(f"    {event['videoId']:<20} {event['state']:<10} {where}")
 
-    step("videos in the bucket, checked with ffprobe, downloaded to .demo/videos/")
+    step("videos and their posters in the bucket, checked with ffprobe, downloaded to .demo/videos/")
     (DEMO / "videos").mkdir()
     listed = s3.list_objects_v2(Bucket="videos").get("Contents", [])  # type: ignore[attr-defined]
     for obj in listed:
@@ -107,7 +107,7 @@ def run(endpoint: str, s3: object, own: Path, sample: Path) -> int:
         codes == [0, 0]
         and waited.returncode == 3
         and sum(e["state"] == "succeeded" for e in events) == 3
-        and len(listed) == 3
+        and sorted(Path(o["Key"]).suffix for o in listed) == [".jpg"] * 3 + [".mp4"] * 3  # videos, posters
     )
     print(
         "\ndemo " + ("finished: 3 videos rendered, 1 request dead-lettered as expected" if ok else "FAILED")
