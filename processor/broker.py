@@ -134,21 +134,25 @@ def _translate(exc: BaseException) -> Exception:
 AMQP_ERRORS = (pika.exceptions.AMQPError, OSError)
 
 
-def _exists_on(connection: pika.BlockingConnection) -> Callable[[str], bool]:
-    """Does a queue exist? A passive declare on a channel of its own, which a 404 closes."""
+def queue_counts(connection: pika.BlockingConnection, name: str) -> tuple[int, int] | None:
+    """(messages, consumers) of a queue, or None when there is none.
 
-    def exists(queue: str) -> bool:
-        channel = connection.channel()
-        try:
-            channel.queue_declare(queue, passive=True)
-        except pika.exceptions.ChannelClosedByBroker as exc:
-            if exc.reply_code == 404:
-                return False
-            raise
-        channel.close()
-        return True
+    A passive declare on a channel of its own, since the broker closes it on a 404.
+    """
+    channel = connection.channel()
+    try:
+        ok = channel.queue_declare(name, passive=True).method
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == 404:
+            return None
+        raise
+    channel.close()
+    return ok.message_count, ok.consumer_count
 
-    return exists
+
+def exists_on(connection: pika.BlockingConnection) -> Callable[[str], bool]:
+    """Does a queue exist? For `Topology.declare`, which leaves existing work queues alone."""
+    return lambda queue: queue_counts(connection, queue) is not None
 
 
 class Broker:
@@ -190,14 +194,14 @@ class Broker:
             topology = Topology.for_broker(self.settings, _server_version(connection))
             channel = connection.channel()
             try:
-                topology.declare(channel, exists=_exists_on(connection))
+                topology.declare(channel, exists=exists_on(connection))
             except pika.exceptions.ChannelClosedByBroker as exc:
                 if exc.reply_code != 406:
                     raise
                 # A producer declared a work queue its own way between our look and our
                 # declare: look again, and use it as it is.
                 channel = connection.channel()
-                topology.declare(channel, exists=_exists_on(connection))
+                topology.declare(channel, exists=exists_on(connection))
             channel.confirm_delivery()
             channel.basic_qos(prefetch_count=1)
             if self._announce:

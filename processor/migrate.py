@@ -22,7 +22,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from processor.broker import REDELIVERIES, unsettled
+from processor.broker import REDELIVERIES, exists_on, queue_counts, unsettled
 from processor.errors import ConfigurationError
 from processor.settings import PRIORITIES
 from processor.topology import Topology
@@ -30,22 +30,9 @@ from processor.topology import Topology
 log = logging.getLogger(__name__)
 
 
-def _queue(connection: pika.BlockingConnection, name: str) -> tuple[int, int] | None:
-    """(messages, consumers) of a queue, or None when there is none."""
-    channel = connection.channel()
-    try:
-        ok = channel.queue_declare(name, passive=True).method
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        if exc.reply_code == 404:
-            return None
-        raise
-    channel.close()
-    return ok.message_count, ok.consumer_count
-
-
 def refused_to_producers(connection: pika.BlockingConnection, queue: str, arguments: dict[str, Any]) -> bool:
     """Would a declare with `arguments` (a producer's plain one) be refused with 406?"""
-    if _queue(connection, queue) is None:
+    if queue_counts(connection, queue) is None:
         return False
     channel = connection.channel()
     try:
@@ -98,8 +85,8 @@ def _delete(connection: pika.BlockingConnection, queue: str) -> int:
 
 def _check_no_processors(connection: pika.BlockingConnection, topology: Topology) -> None:
     watched = [topology.processors_queue, *topology.work_queues]
-    connected = sum((_queue(connection, q) or (0, 0))[1] for q in watched)
-    busy = sum((_queue(connection, topology.inflight_queue(p)) or (0, 0))[1] for p in PRIORITIES)
+    connected = sum((queue_counts(connection, q) or (0, 0))[1] for q in watched)
+    busy = sum((queue_counts(connection, topology.inflight_queue(p)) or (0, 0))[1] for p in PRIORITIES)
     if connected or busy:
         raise ConfigurationError(
             f"{max(connected, busy)} processor(s) or consumers are connected to {topology.base!r}: "
@@ -127,7 +114,7 @@ def migrate(connection: pika.BlockingConnection, topology: Topology) -> dict[str
                     "with it: pause producers during --migrate"
                 )
             log.info("moved %d request(s) out of %s and deleted it", count, queue)
-        if _queue(connection, holding) is not None:
+        if queue_counts(connection, holding) is not None:
             channel = connection.channel()
             channel.queue_declare(queue, durable=True, arguments=plain)
             channel.close()
@@ -138,6 +125,6 @@ def migrate(connection: pika.BlockingConnection, topology: Topology) -> dict[str
         moved[queue] = count
     # Deleting a queue deleted its bindings (the retry exchange's): declare them again.
     channel = connection.channel()
-    topology.declare(channel, exists=lambda q: _queue(connection, q) is not None)
+    topology.declare(channel, exists=exists_on(connection))
     channel.close()
     return moved
