@@ -139,11 +139,17 @@ def _size(path: Path) -> int:
     return total
 
 
+def _said(stderr: str | bytes, command: str, returncode: int) -> str:
+    """The end of what a failed git command said, on one line, credentials removed."""
+    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
+    return " ".join(redact(text).split())[-500:] or f"git {command} exited {returncode}"
+
+
 def _clone_error(
     stderr: str, returncode: int, token: SecretStr | None, settings: ProcessorSettings
 ) -> Exception:
     """What a failed clone means, said without credentials: permanent or worth a retry."""
-    message = " ".join(redact(stderr).split())[-500:] or f"git clone exited {returncode}"
+    message = _said(stderr, "clone", returncode)
     if token is not None:
         message = message.replace(token.get_secret_value(), "***")
     if _AUTH_FAILED.search(message):
@@ -235,7 +241,7 @@ def fetch_log(
         stderr = log.stderr.decode(errors="replace")
         if "does not have any commits" in stderr or "bad default revision" in stderr:
             raise EmptyRepository("the repository is empty: nothing to render")
-        raise CloneFailed(" ".join(redact(stderr).split())[-500:] or f"git log exited {log.returncode}")
+        raise CloneFailed(_said(stderr, "log", log.returncode))
     if log_path.stat().st_size == 0:
         raise EmptyRepository("the repository has no commits to render")
     return log_path
@@ -254,10 +260,7 @@ def tag_dates(workdir: Path, settings: ProcessorSettings) -> list[tuple[int, str
         capture_output=True, timeout=settings.clone_timeout, check=False,
     )  # fmt: skip
     if result.returncode != 0:
-        stderr = result.stderr.decode(errors="replace")
-        raise CloneFailed(
-            " ".join(redact(stderr).split())[-500:] or f"git for-each-ref exited {result.returncode}"
-        )
+        raise CloneFailed(_said(result.stderr, "for-each-ref", result.returncode))
     found = []
     for line in result.stdout.decode(errors="replace").splitlines():
         stamp, _, ref = line.partition(" ")
