@@ -326,18 +326,9 @@ class ProcessorSettings(BrokerSettings):
             raise ValueError("at least one protocol must be allowed")
         return frozenset(value)
 
-    @field_validator("public_url_base")
+    @field_validator("public_url_base", "pushgateway_url")
     @classmethod
-    def _public_url_base(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        if urlsplit(value).scheme not in ("http", "https"):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
-
-    @field_validator("pushgateway_url")
-    @classmethod
-    def _pushgateway_url(cls, value: str | None) -> str | None:
+    def _http_url(cls, value: str | None) -> str | None:
         if not value:
             return None
         if urlsplit(value).scheme not in ("http", "https"):
