@@ -11,6 +11,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -546,3 +547,19 @@ def frame_date(video: Path, at: str | float, workdir: Path) -> datetime | None:
                 tzinfo=UTC
             )
     return None
+
+
+def kill_each_delivery(pipeline: Pipeline, env: dict[str, Any], most: int = 5) -> int:
+    """SIGKILL a processor once it has cloned the poison request, start another, until one
+    dead-letters it instead (and exits 0); how many were killed."""
+    kills = 0
+    while pipeline.ready(pipeline.base) and kills < most:
+        victim = pipeline.start_processor(**env)
+        if not wait_for_log(pipeline, kills, ("cloned", "dead-lettering")).startswith("cloned"):
+            assert victim.wait(60) == 0
+            break
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        kills += 1
+        time.sleep(0.5)
+    return kills

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import pika
 import pytest
-from support import Pipeline, rabbitmqctl, require, wait_for_log
+from support import Pipeline, kill_each_delivery, rabbitmqctl, require, wait_for_log
 
 pytestmark = pytest.mark.slow
 
@@ -154,16 +154,7 @@ def test_a_request_that_kills_its_processor_every_time_is_dead_lettered_from_a_q
             channel = connection.channel()
             channel.queue_declare(pipeline.base, durable=True, arguments={"x-queue-type": "quorum"})
             channel.basic_publish("", pipeline.base, request(sample_repo, "poison", seconds=10))
-    kills = 0
-    while pipeline.ready(pipeline.base) and kills < 5:
-        victim = pipeline.start_processor(**env)
-        if not wait_for_log(pipeline, kills, ("cloned", "dead-lettering")).startswith("cloned"):
-            assert victim.wait(60) == 0
-            break
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-        kills += 1
-        time.sleep(0.5)
+    kills = kill_each_delivery(pipeline, env)
 
     assert kills == 2  # DELIVERY_LIMIT deliveries killed their processor, no more were handed out
     [(headers, body)] = pipeline.dead()

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import FlakyS3, Pipeline, alive, children_of, rabbitmqctl, wait_for_log
+from support import FlakyS3, Pipeline, alive, children_of, kill_each_delivery, rabbitmqctl, wait_for_log
 
 pytestmark = pytest.mark.slow
 
@@ -113,17 +113,8 @@ def test_a_request_that_kills_its_processor_every_time_is_dead_lettered(
 ) -> None:
     env = {"MAX_VIDEO_SECONDS": 10, "DELIVERY_LIMIT": 2, "QUEUE_TYPE": queue_type}
     load(pipeline, request(sample_repo, "poison", seconds=10), **env)
-    kills = 0
-    while pipeline.ready(pipeline.base) and kills < 5:
-        victim = pipeline.start_processor(**env)
-        # Quorum queues count deliveries in the broker; with classic ones the processor does.
-        if not wait_for_log(pipeline, kills, ("cloned", "dead-lettering")).startswith("cloned"):
-            assert victim.wait(60) == 0
-            break
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-        kills += 1
-        time.sleep(0.5)
+    # Quorum queues count deliveries in the broker; with classic ones the processor does.
+    kills = kill_each_delivery(pipeline, env)
 
     assert kills <= 3  # not handed out again after the delivery limit
     [(headers, body)] = pipeline.dead()
