@@ -24,6 +24,7 @@ from pydantic import (
     AfterValidator,
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -82,11 +83,42 @@ def _title(value: str) -> str:
     return value
 
 
+# The elements a request may hide (gource's names); the mouse and the progress bar are
+# always hidden.
+HIDEABLE = ("bloom", "date", "dirnames", "files", "filenames", "root", "tree", "users", "usernames")
+
+
+def _hide(value: Any) -> Any:
+    """`"filenames,usernames"` (gource's form) or a list of names: a sorted tuple of known elements."""
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, list | tuple):
+        raise ValueError("hide is a comma list or a list of element names")
+    chosen = {str(name).strip().lower() for name in names if str(name).strip()}
+    unknown = chosen - set(HIDEABLE)
+    if unknown:
+        raise ValueError(f"cannot hide {', '.join(sorted(unknown))}; elements: {', '.join(HIDEABLE)}")
+    return tuple(sorted(chosen))
+
+
+MAX_EXCLUDES = 50
+_GLOB = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
+
+
+def _exclude(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    for pattern in patterns:
+        if not _GLOB.match(pattern) or pattern.strip("/") == "":
+            raise ValueError(f"not a path pattern: {pattern[:40]!r} (1..200 printable characters)")
+    return tuple(dict.fromkeys(pattern.strip() for pattern in patterns))
+
+
 Resolution = Annotated[str, AfterValidator(_resolution)]
 RepoURL = Annotated[str, Field(min_length=1, max_length=2048)]
 GourceDate = Annotated[str, AfterValidator(_date)]
 Title = Annotated[str, Field(max_length=200), AfterValidator(_title)]
 VideoId = Annotated[str, Field(pattern=VIDEO_ID.pattern)]
+Hide = Annotated[tuple[str, ...], BeforeValidator(_hide)]
+# Glob patterns of paths to leave out (processor/exclusions.py): `vendor/**`, `*.min.js`.
+Exclude = Annotated[tuple[str, ...], Field(max_length=MAX_EXCLUDES), AfterValidator(_exclude)]
 
 # What a dead-lettered body holds instead of the request's token (see README).
 REDACTED = "[redacted]"
@@ -119,6 +151,15 @@ class GourceOptions(BaseModel):
     bloom_multiplier: float | None = _option("--bloom-multiplier", "bloomMultiplier", ge=0, le=10)
     bloom_intensity: float | None = _option("--bloom-intensity", "bloomIntensity", ge=0, le=10)
     title: Title | None = _option("--title", "title")
+    # What gource draws: each overrides what the processor fits to the history (README:
+    # presentation). None of them can name a file or a regular expression.
+    hide: Hide | None = _option("--hide", "hide")
+    max_files: int | None = _option("--max-files", "maxFiles", ge=1, le=100_000)
+    file_idle_time: int | None = _option("--file-idle-time", "fileIdleTime", ge=0, le=86400)
+    filename_time: float | None = _option("--filename-time", "filenameTime", ge=2, le=3600)
+    user_scale: float | None = _option("--user-scale", "userScale", ge=0.1, le=10)
+    camera_mode: Literal["overview", "track"] | None = _option("--camera-mode", "cameraMode")
+    file_extensions: StrictBool | None = _option("--file-extensions", "fileExtensions")
 
     @model_validator(mode="after")
     def _positions_in_order(self) -> GourceOptions:
@@ -150,6 +191,8 @@ class RenderRequest(BaseModel):
     )
     # "tags": every release tag as a caption at its date; "off"; unset: the CAPTIONS default.
     captions: Literal["tags", "off"] | None = None
+    # Paths to leave out of the history (glob patterns); unset: the operator's EXCLUDE.
+    exclude: Exclude | None = None
     # The user's access token for a private repository: a secret from here on (its repr is
     # `**********`), sent to the git server only, as HTTP basic auth over https.
     token: SecretStr | None = Field(None, max_length=4096)
@@ -360,6 +403,12 @@ class ResultEvent(BaseModel):
     repositories: list[dict[str, Any]] | None = None
     # How the history was told: secondsPerDay, fitted, commits, spanStart, spanEnd, ...
     pace: dict[str, Any] | None = None
+    # What gource drew, fitted to the history (README: presentation): file names, people named, ...
+    presentation: dict[str, Any] | None = None
+    # The paths left out (the request's `exclude`, else EXCLUDE) and how many changes that removed.
+    excluded: dict[str, Any] | None = None
+    # The render's predicted wall time (the cost guard's) and the measured one.
+    cost: dict[str, Any] | None = None
 
     def to_wire(self) -> bytes:
         return self.model_dump_json(by_alias=True, exclude_none=True).encode()

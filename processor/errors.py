@@ -31,6 +31,18 @@ class RepositoryRejected(PermanentError):
     reason = "repository-rejected"
 
 
+class NothingLeft(PermanentError):
+    """The request's exclusions leave none of the selected history's changes to show."""
+
+    reason = "excluded-everything"
+
+
+class TooExpensive(PermanentError):
+    """The render is predicted to run past RENDER_TIMEOUT: refused up front, not tried three times."""
+
+    reason = "too-expensive"
+
+
 class AuthenticationFailed(PermanentError):
     """The git server refused the request's token or the operator's credentials (401, 403)."""
 

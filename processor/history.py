@@ -25,6 +25,7 @@ from processor.contract import RenderRequest
 from processor.errors import CloneFailed, EmptyRepository, GourceBatchError, RepositoryRejected
 from processor.git import check_url, fetch_log, tag_dates
 from processor.settings import ProcessorSettings, redact
+from processor.timeline import LogFormat, raw_commits, safe_text
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -68,22 +69,12 @@ def directory_names(urls: list[str] | tuple[str, ...]) -> list[str]:
 
 def _custom_lines(git_log: Path, name: str, repository: Repository) -> Iterator[str]:
     """gource's custom log lines for one repository's `git log --raw` (processor/git.py)."""
-    author, stamp = "", ""
-    expect_stamp = False
-    with git_log.open(encoding="utf-8", errors="replace") as lines:
-        for text in lines:
-            line = text.rstrip("\n")
-            if expect_stamp:
-                stamp, expect_stamp = line.strip(), False
-                repository.commits += 1
-            elif line.startswith("user:"):
-                author, expect_stamp = line[5:].replace("|", "¦").strip() or "unknown", True
-            elif line.startswith(":") and "\t" in line and stamp.isdigit():
-                status, _, path = line.partition("\t")
-                kind = status.rsplit(" ", 1)[-1][:1]
-                action = kind if kind in ("A", "D") else "M"
-                repository.changes += 1
-                yield f"{stamp}|{author}|{action}|/{name}/{path.replace('|', '¦')}\n"
+    for commit in raw_commits(git_log, "git"):
+        repository.commits += 1
+        author = safe_text(commit.author) or "unknown"
+        for action, path in commit.changes:
+            repository.changes += 1
+            yield f"{commit.timestamp}|{author}|{action}|/{name}/{safe_text(path)}\n"
 
 
 def _read_back(path: Path) -> Iterator[tuple[int, str]]:
@@ -94,11 +85,16 @@ def _read_back(path: Path) -> Iterator[tuple[int, str]]:
 
 @dataclass
 class History:
-    """What gource will read, and what it is made of."""
+    """The fetched history, and what it is made of."""
 
     log: Path
     repositories: list[Repository] | None  # None: a single-repository request
     tags: list[tuple[int, str]]  # (date, caption text), prefixed with the repository's name when several
+
+    @property
+    def log_format(self) -> LogFormat:
+        """git's own log for one repository; gource's custom format for several merged."""
+        return "git" if self.repositories is None else "custom"
 
 
 def fetch_history(

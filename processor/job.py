@@ -17,15 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from processor import metrics
+from processor import cost, metrics
 from processor.captions import write_caption_file
 from processor.contract import RenderRequest, Timings
-from processor.history import fetch_history
+from processor.exclusions import Exclusions
+from processor.history import History, fetch_history
 from processor.outputs import Outputs
-from processor.pacing import LogFormat
-from processor.render import RenderPlan, fit, plan, poster, render
+from processor.render import Fitted, RenderPlan, fit, plan, poster, render, write_log
 from processor.settings import ProcessorSettings
 from processor.storage import FINGERPRINT, Storage
+from processor.timeline import Timeline, prepare
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ class Produced:
     size: int = 0
     repositories: list[dict[str, object]] | None = None
     pace: dict[str, object] | None = None
+    presentation: dict[str, object] | None = None
+    excluded: dict[str, object] | None = None
+    cost: dict[str, object] | None = None
     poster_url: str | None = None
     poster_http_url: str | None = None
     playlist_url: str | None = None
@@ -57,11 +61,40 @@ def fingerprint(request: RenderRequest, gource_args: list[str]) -> str:
 
 
 def _plan(request: RenderRequest, settings: ProcessorSettings) -> RenderPlan:
-    """The render plan: one repository's git log, or several merged into a custom one."""
-    several = request.repo_urls is not None
+    """The render plan: one repository, or several merged into one history."""
     captions = (request.captions or settings.captions) == "tags"
-    log_format: LogFormat = "custom" if several else "git"
-    return plan(request.gource, settings, log_format, captions=captions, label_repositories=several)
+    return plan(request.gource, settings, several=request.repo_urls is not None, captions=captions)
+
+
+@dataclass(frozen=True)
+class Story:
+    """The history as gource will tell it: what is shown, how, at what pace, at what cost."""
+
+    log: Path
+    timeline: Timeline
+    fitted: Fitted
+    estimate: cost.Estimate
+
+
+def _tell(
+    history: History, render_plan: RenderPlan, settings: ProcessorSettings, *, exclusions: Exclusions,
+    captions: int, log_path: Path,
+) -> Story:  # fmt: skip
+    """Prepare the history, fit pace and presentation, write gource's log; refuse what would not
+    finish within RENDER_TIMEOUT before anything is drawn."""
+    timeline = prepare(
+        history.log, history.log_format, render_plan.selection, exclusions,
+        strip_segments=1 if render_plan.several else 0,
+    )  # fmt: skip
+    fitted = fit(render_plan, timeline, captions=captions)
+    write_log(timeline, fitted, log_path, settings.font_file)
+    estimate = cost.estimate(fitted)
+    log.info(
+        "%s; %s; %d change(s) left out; predicted render %.0f s",
+        fitted.pace.describe(), fitted.presentation.describe(), timeline.excluded_changes, estimate.seconds,
+    )  # fmt: skip
+    cost.check(estimate, fitted.plan, settings.render_timeout)
+    return Story(log_path, timeline, fitted, estimate)
 
 
 def _links(storage: Storage, outputs: Outputs, skipped: bool) -> Produced:
@@ -86,8 +119,14 @@ def produce(
 ) -> Produced:
     """Render `request` and store the video; skip the work if it is already stored."""
     render_plan = _plan(request, settings)
+    exclusions = Exclusions(settings.exclude if request.exclude is None else request.exclude)
     outputs = Outputs.of(storage, request.video_id, settings.output_format)
-    mark = fingerprint(request, [*render_plan.gource_args, f"output={settings.output_format}"])
+    effective = [
+        *render_plan.gource_args,
+        f"output={settings.output_format}",
+        f"exclude={exclusions.patterns}",
+    ]
+    mark = fingerprint(request, effective)
     if outputs.already_stored(storage, mark):
         log.info("everything this request writes is already stored; not rendering again")
         return _links(storage, outputs, skipped=True)
@@ -99,17 +138,25 @@ def produce(
         work = Path(workdir)
         started = time.monotonic()
         history = fetch_history(request, work, settings, cancelled, tags=render_plan.captions)
-        caption_file = work / "captions.txt" if render_plan.captions else None
+        caption_file, captions = work / "captions.txt" if render_plan.captions else None, 0
         if caption_file is not None:
-            log.info("%d release tag(s) as captions", write_caption_file(caption_file, history.tags))
+            captions = write_caption_file(caption_file, history.tags)
+            log.info("%d release tag(s) as captions", captions)
         timings.clone = round(time.monotonic() - started, 3)
         metrics.CLONE_SECONDS.observe(timings.clone)
         log.info("cloned in %.1f s", timings.clone)
 
         started = time.monotonic()
-        paced_plan, pace = fit(render_plan, history.log)
+        story = _tell(
+            history,
+            render_plan,
+            settings,
+            exclusions=exclusions,
+            captions=captions,
+            log_path=work / "story.log",
+        )
         info = render(
-            history.log, paced_plan, work / "video.mp4", settings, cancelled, caption_file=caption_file
+            story.log, story.fitted.plan, work / "video.mp4", settings, cancelled, caption_file=caption_file
         )
         drawn = time.monotonic()
         poster(work / "video.mp4", work / "poster.jpg", info)
@@ -117,8 +164,9 @@ def produce(
         timings.render = round(time.monotonic() - started, 3)
         metrics.RENDER_SECONDS.observe(timings.render)
         log.info(
-            "rendered %dx%d@%d, %.1f s of video in %.1f s: %s",
-            info.width, info.height, render_plan.framerate, info.duration, timings.render, pace.describe(),
+            "rendered %dx%d@%d, %.1f s of video in %.1f s (predicted %.0f s): %s; %s",
+            info.width, info.height, render_plan.framerate, info.duration, timings.render,
+            story.estimate.seconds, story.fitted.pace.describe(), story.fitted.presentation.describe(),
         )  # fmt: skip
 
         started = time.monotonic()
@@ -131,7 +179,10 @@ def produce(
         metrics.UPLOADED_BYTES.inc(stored.size)
         log.info("stored %s (%d bytes) in %.1f s", stored.url, stored.size, timings.upload)
         done = _links(storage, outputs, skipped=False)
-        done.timings, done.video, done.size, done.pace = timings, info.as_dict(), stored.size, pace.as_dict()
+        done.timings, done.video, done.size = timings, info.as_dict(), stored.size
+        done.pace, done.presentation = story.fitted.pace.as_dict(), story.fitted.presentation.as_dict()
+        done.cost = {**story.estimate.as_dict(), "measuredSeconds": timings.render}
+        done.excluded = {"patterns": list(exclusions.patterns), "changes": story.timeline.excluded_changes}
         done.repositories = [r.as_dict() for r in history.repositories] if history.repositories else None
         return done
     finally:

@@ -2,8 +2,8 @@
 
 Gource plays history at one fixed `--seconds-per-day`. Its default of 1 spends a minute on
 the first two months of a long history, so a request that does not set a pace gets one
-fitted here: a pure function of the commit timestamps gource will read, the selection
-(dates or positions) and the video's length.
+fitted here: a pure function of the commit timestamps gource will read (the selected
+history in time order, processor/timeline.py) and the video's length.
 
 The model of gource's clock (gource.cpp, `Gource::logic`): between two commits the date
 advances `gap_days * seconds_per_day` video seconds, except that once every user on screen
@@ -23,16 +23,11 @@ to fill the length at that pace makes a shorter video instead of a stretched one
 
 from __future__ import annotations
 
-import bisect
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import pairwise
-from pathlib import Path
-from typing import Literal
-
-LogFormat = Literal["git", "custom"]
+from itertools import accumulate, pairwise
 
 DAY = 86400.0
 # Measured with gource 0.54: a gap that triggers auto-skip lasts file lag + auto-skip + about
@@ -42,14 +37,6 @@ SETTLE = 0.7
 # History fills 97 % of the length; ffmpeg's -t cuts the fade-out after it, so the video is
 # the full length and its last frames show the last commit's date.
 _FILL = 0.97
-
-
-@dataclass(frozen=True)
-class History:
-    """Commit timestamps (epoch seconds, in log order) and where each starts in the log (0..1)."""
-
-    timestamps: list[int]
-    positions: list[float]
 
 
 @dataclass(frozen=True)
@@ -88,60 +75,6 @@ class Pace:
         )
 
 
-def read_history(log_path: Path, log_format: LogFormat = "git") -> History:
-    """The commits of a gource log: `git` (processor.git.LOG_ARGS) or `custom` (`time|author|type|path`)."""
-    size = max(log_path.stat().st_size, 1)
-    with log_path.open("rb") as lines:  # streamed: a big project's log is hundreds of MiB
-        return _scan(lines, size, log_format)
-
-
-def _scan(lines: Iterable[bytes], size: int, log_format: LogFormat) -> History:
-    stamps: list[int] = []
-    positions: list[float] = []
-    offset = 0
-    previous: bytes | None = None
-    previous_key: tuple[bytes, bytes] | None = None
-    for line in lines:
-        text = line.rstrip(b"\r\n")
-        if log_format == "git":
-            # "user:NAME" then the commit time on its own line.
-            if previous is not None and previous.startswith(b"user:") and text.isdigit():
-                stamps.append(int(text))
-                positions.append((offset - len(previous) - 1) / size)
-        else:
-            stamp, _, rest = text.partition(b"|")
-            author = rest.partition(b"|")[0]
-            if stamp.strip().lstrip(b"-").isdigit() and (stamp, author) != previous_key:
-                # One custom line per file; consecutive lines of one time and author are a commit.
-                stamps.append(int(stamp))
-                positions.append(offset / size)
-                previous_key = (stamp, author)
-        previous = text
-        offset += len(line)
-    return History(stamps, positions)
-
-
-def select(
-    history: History,
-    start_date: float | None = None,
-    stop_date: float | None = None,
-    start_position: float | None = None,
-    stop_position: float | None = None,
-) -> list[int]:
-    """The timestamps gource will play, sorted: what the dates and positions leave of the log.
-
-    Positions are fractions of the log file (gource seeks by bytes), dates are inclusive.
-    """
-    low = bisect.bisect_left(history.positions, start_position or 0.0)
-    high = bisect.bisect_left(history.positions, stop_position) if stop_position else len(history.positions)
-    chosen = history.timestamps[low:high]
-    if start_date is not None:
-        chosen = [t for t in chosen if t >= start_date]
-    if stop_date is not None:
-        chosen = [t for t in chosen if t <= stop_date]
-    return sorted(chosen)
-
-
 GOURCE_AUTO_SKIP = 3.0  # gource's default --auto-skip-seconds
 
 
@@ -167,15 +100,25 @@ def predict(gaps: Iterable[float], seconds_per_day: float, auto_skip: float, fil
     return sum(min(gap * seconds_per_day, cap) for gap in gaps)
 
 
+def video_times(timestamps: Sequence[int], pace: Pace) -> list[float]:
+    """The video second at which the model has gource play each commit (`timestamps` sorted)."""
+    cap = pace.max_file_lag + SETTLE + pace.auto_skip_seconds
+    steps = (min((b - a) / DAY * pace.seconds_per_day, cap) for a, b in pairwise(timestamps))
+    return list(accumulate(steps, initial=0.0)) if timestamps else []
+
+
 def choose(
-    timestamps: list[int],
+    timestamps: Sequence[int],
     seconds: float,
     ceiling: float,
     requested: float | None = None,
+    *,
+    tail: float = 0.0,
 ) -> Pace:
     """The pace that makes `timestamps` (sorted) last `seconds`, never slower than `ceiling` s/day.
 
     A `requested` pace is kept (capped by `ceiling`); the length is then only a ceiling.
+    `tail`: seconds to keep after the last commit (a caption there stays its whole time).
     """
     skip, lag = auto_skip_for(seconds), max_file_lag_for(seconds)
     gaps = [(b - a) / DAY for a, b in pairwise(timestamps)]
@@ -188,7 +131,7 @@ def choose(
     if requested is not None:  # told as gource tells it by default: its own auto-skip, no lag cap
         skip, lag = GOURCE_AUTO_SKIP, math.inf
         return pace(min(requested, ceiling), fitted=False)
-    target = seconds * _FILL
+    target = min(seconds * _FILL, seconds - tail)
     if predict(gaps, ceiling, skip, lag) <= target:
         return pace(ceiling, fitted=True)  # too little history to fill the length: shorter video
     low, high = 1e-9, ceiling

@@ -17,10 +17,24 @@ from datetime import datetime
 from pathlib import Path
 
 from processor.contract import GourceOptions
-from processor.errors import RenderFailed, RenderTimeout, RepositoryRejected
-from processor.pacing import LogFormat, Pace, choose, read_history, select
+from processor.errors import RenderFailed, RenderTimeout
+from processor.fonts import blank_characters
+from processor.pacing import Pace, choose, video_times
+from processor.presentation import Presentation, present, shown_names
 from processor.procs import kill_group, spawn
 from processor.settings import ProcessorSettings, parse_resolution
+from processor.timeline import Selection, Timeline
+
+# After the last commit gource's users linger (3 s idle, then a fade) before the end.
+USER_LINGER = 4.0
+
+
+# Gource draws 60 frames a second of video and exports every second (30 fps) or third (25 fps)
+# of them (gource.cpp, `setFrameExporter`): the rest are drawn for nothing. Asked for 60 fps
+# with its clock running 60/fps times as fast, it draws each exported frame once, at the same
+# moments of the story (measured: half the CPU at 30 fps; README: render cost).
+GOURCE_TICKS = 60
+GOURCE_MAX_TIME_SCALE = 4.0  # gource refuses more
 
 
 @dataclass(frozen=True)
@@ -32,12 +46,14 @@ class RenderPlan:
     framerate: int
     seconds: float
     gource_args: list[str]
-    log_format: LogFormat = "git"
+    options: GourceOptions = field(default_factory=GourceOptions)
+    several: bool = False  # several repositories merged: their names label the top level
     captions: bool = False
-    # What pacing.choose needs once the log is there (see `fit`).
+    caption_seconds: float = 0.0
+    # What `fit` needs once the history is there.
     requested_pace: float | None = None
     pace_ceiling: float = 10.0
-    selection: dict[str, float | None] = field(default_factory=dict)
+    selection: Selection = field(default_factory=Selection)
 
 
 @dataclass(frozen=True)
@@ -59,16 +75,15 @@ class VideoInfo:
 def plan(
     options: GourceOptions,
     settings: ProcessorSettings,
-    log_format: LogFormat = "git",
     *,
+    several: bool = False,
     captions: bool = False,
-    label_repositories: bool = False,
 ) -> RenderPlan:
     """Map an allow-listed request onto gource argv, clamped to the operator's ceilings.
 
-    `log_format` is the log gource reads: git's, or the custom one of a merged history
-    (processor/history.py), whose top-level directories `label_repositories` names on
-    screen. `captions` sizes the captions of the processor's own caption file.
+    `several`: the history merges several repositories (processor/history.py), each under a
+    top-level directory of its name. `captions` sizes the captions of the processor's own
+    caption file. The pace and the presentation are added by `fit`, once the history is known.
     """
     max_w, max_h = parse_resolution(settings.max_resolution)
     width, height = parse_resolution(options.resolution or settings.resolution)
@@ -84,25 +99,18 @@ def plan(
 
     args = [
         f"-{width}x{height}",
-        "--output-framerate", str(framerate),
+        *_clock(framerate, options.time_scale),
         "--stop-at-time", f"{seconds:g}",
         "--stop-at-end",
         "--disable-input",
         "--no-vsync",
-        # Several repositories: their names tell the story, thousands of file names do not.
-        "--hide", "mouse,progress,filenames" if label_repositories else "mouse,progress",
     ]  # fmt: skip
-    if settings.font_file is not None:  # the operator's choice, never the request's
+    if (
+        settings.font_file is not None
+    ):  # the operator's choice (or an installed CJK font), never the request's
         args += ["--font-file", str(settings.font_file)]
     valued = [
-        ("--start-date", options.start_date),
-        ("--stop-date", options.stop_date),
-        ("--start-position", options.start_position),
-        ("--stop-position", options.stop_position),
-        ("--time-scale", options.time_scale),
         ("--elasticity", options.elasticity),
-        ("--bloom-multiplier", options.bloom_multiplier),
-        ("--bloom-intensity", options.bloom_intensity),
         # A value is always its own argv element: a title like "--logo x" stays text.
         ("--title", options.title),
     ]
@@ -111,31 +119,37 @@ def plan(
             args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     if options.key:
         args.append("--key")
-    if label_repositories:  # each top-level directory is a repository: name them, legibly
-        args += ["--dir-name-depth", "1", "--dir-font-size", str(max(11, height // 28))]
+    caption_seconds = 0.0
     if captions:
-        duration = max(1.0, min(4.0, seconds / 10))
-        args += ["--caption-size", str(max(12, height // 22)), "--caption-duration", f"{duration:g}"]
-    if requested is not None:  # else `fit` chooses it, once the log is there
+        caption_seconds = max(1.0, min(4.0, seconds / 10))
+        args += ["--caption-size", str(max(12, height // 22)), "--caption-duration", f"{caption_seconds:g}"]
+    if requested is not None:  # else `fit` chooses it, once the history is there
         args += ["--seconds-per-day", f"{requested:g}"]
-    selection = {
-        "start_date": _epoch(options.start_date),
-        "stop_date": _epoch(options.stop_date),
-        "start_position": options.start_position,
-        "stop_position": options.stop_position,
-    }
+    selection = Selection(
+        _epoch(options.start_date), _epoch(options.stop_date), options.start_position, options.stop_position
+    )
     return RenderPlan(
         width,
         height,
         framerate,
         seconds,
         args,
-        log_format,
+        options,
+        several,
         captions,
+        caption_seconds,
         requested,
         settings.max_seconds_per_day,
         selection,
     )
+
+
+def _clock(framerate: int, time_scale: float | None) -> list[str]:
+    """gource's frame rate and clock: one drawn frame per exported frame where gource allows it."""
+    scaled = (time_scale or 1.0) * GOURCE_TICKS / framerate
+    if scaled <= GOURCE_MAX_TIME_SCALE:
+        return ["--output-framerate", str(GOURCE_TICKS), "--time-scale", f"{scaled:.6g}"]
+    return ["--output-framerate", str(framerate), "--time-scale", f"{time_scale:g}"]
 
 
 def _epoch(date: str | None) -> float | None:
@@ -143,18 +157,52 @@ def _epoch(date: str | None) -> float | None:
     return None if date is None else datetime.strptime(date, "%Y-%m-%d %H:%M:%S %z").timestamp()
 
 
-def fit(render_plan: RenderPlan, log_path: Path) -> tuple[RenderPlan, Pace]:
-    """The plan with its pace: fitted to the selected history's length unless the request set one."""
-    chosen = select(read_history(log_path, render_plan.log_format), **render_plan.selection)
-    if not chosen:  # gource would fail with "no commits found"; no retry changes that
-        raise RepositoryRejected("no commits in the selected dates or positions: nothing to render")
-    pace = choose(chosen, render_plan.seconds, render_plan.pace_ceiling, render_plan.requested_pace)
+@dataclass(frozen=True)
+class Fitted:
+    """The plan with the pace and the presentation fitted to the selected history."""
+
+    plan: RenderPlan
+    pace: Pace
+    presentation: Presentation
+    named: set[int] | None  # authors who keep their names (None: all)
+
+
+def fit(render_plan: RenderPlan, timeline: Timeline, *, captions: int = 0) -> Fitted:
+    """Fit the pace (unless the request set one) and the presentation to `timeline`.
+
+    With `captions` to show, the history ends a caption's time before the video does, so
+    the last one (a release tag on the last commit, the usual place) stays its whole time.
+    """
+    tail = render_plan.caption_seconds + 0.5 if captions else 0.0
+    pace = choose(
+        timeline.timestamps,
+        render_plan.seconds,
+        render_plan.pace_ceiling,
+        render_plan.requested_pace,
+        tail=tail,
+    )
     args = []
     if pace.fitted:  # a request's own pace keeps gource's own auto-skip and file lag, as before
         args += ["--seconds-per-day", f"{pace.seconds_per_day:.6g}"]
         args += ["--auto-skip-seconds", f"{pace.auto_skip_seconds:g}"]
         args += ["--max-file-lag", f"{pace.max_file_lag:g}"]
-    return replace(render_plan, gource_args=[*render_plan.gource_args, *args]), pace
+    presentation, named = present(
+        timeline,
+        video_times(timeline.timestamps, pace),
+        min(render_plan.seconds, pace.play_seconds + USER_LINGER),
+        render_plan.options,
+        size=(render_plan.width, render_plan.height),
+        several=render_plan.several,
+    )
+    args += presentation.args()
+    plan_with = replace(render_plan, gource_args=[*render_plan.gource_args, *args])
+    return Fitted(plan_with, pace, presentation, named)
+
+
+def write_log(timeline: Timeline, fitted: Fitted, log: Path, font: Path | None) -> int:
+    """The log gource reads: the timeline with the presentation's names and file cap. Lines written."""
+    names = shown_names(timeline, fitted.named, blank_characters(font))
+    return timeline.write(log, names.__getitem__, fitted.presentation.max_files)
 
 
 def _start_display(width: int, height: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -203,7 +251,7 @@ def render(
     }
     errors = output.parent / "render.err"
     deadline = time.monotonic() + settings.render_timeout
-    argv = ["gource", "--log-format", render_plan.log_format, *render_plan.gource_args]
+    argv = ["gource", "--log-format", "custom", *render_plan.gource_args]
     if caption_file is not None:
         argv += ["--caption-file", str(caption_file)]
     started: list[subprocess.Popen[bytes]] = [xvfb]

@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from processor.errors import EXIT_CONFIGURATION
+from processor.fonts import cjk_font
 
 RESOLUTION = re.compile(r"^-?(\d{2,5})x(\d{2,5})$")
 FRAMERATES = (25, 30, 60)
@@ -286,10 +287,17 @@ class ProcessorSettings(BrokerSettings):
     )
     max_seconds_per_day: float = Field(10.0, gt=0, description="Ceiling on --seconds-per-day.")
     font_file: Path | None = Field(
-        None,
+        default_factory=cjk_font,
         description=(
-            "Font gource draws text with (default: its own, which has no CJK glyphs; e.g. "
-            "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc from fonts-wqy-zenhei)."
+            "Font gource draws text with (default: an installed font with CJK glyphs, such as "
+            "fonts-wqy-zenhei's, so names in any script are drawn; else gource's own)."
+        ),
+    )
+    exclude: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description=(
+            "Comma list of path globs left out of every history (`vendor/**,node_modules/,*.min.js`) "
+            "for requests that bring no `exclude` of their own."
         ),
     )
     output_format: Literal["mp4", "hls", "both"] = Field(
@@ -334,6 +342,13 @@ class ProcessorSettings(BrokerSettings):
         if urlsplit(value).scheme not in ("http", "https"):
             raise ValueError("must be an http:// or https:// URL")
         return value
+
+    @field_validator("exclude", mode="before")
+    @classmethod
+    def _split_globs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [p.strip() for p in value.split(",") if p.strip()]
+        return tuple(value)
 
     @field_validator("git_allowed_networks", mode="before")
     @classmethod

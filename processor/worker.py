@@ -249,6 +249,7 @@ class Processor:
         event.poster_url, event.poster_http_url = produced.poster_url, produced.poster_http_url
         event.playlist_url, event.playlist_http_url = produced.playlist_url, produced.playlist_http_url
         event.timings, event.video, event.pace = produced.timings, produced.video, produced.pace
+        event.presentation, event.excluded, event.cost = produced.presentation, produced.excluded, produced.cost
         event.repositories = produced.repositories
         broker.publish_result(event.to_wire(), event.batch_id)
         broker.ack(delivery)

@@ -22,7 +22,9 @@ def rows(settings_class: type[_Settings], skip: set[str]) -> str:
             continue
         default = field.default
         if field.default_factory is not None:
-            default = "file://$PWD/videos"
+            default = {"output_url": "file://$PWD/videos", "font_file": "(an installed CJK font)"}[name]
+        elif isinstance(default, tuple) and not default:
+            default = "(none)"
         elif isinstance(default, frozenset):
             default = ",".join(sorted(default))
         elif default is None:

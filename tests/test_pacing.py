@@ -5,9 +5,8 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 from itertools import pairwise
-from pathlib import Path
 
-from processor.pacing import choose, predict, read_history, select
+from processor.pacing import choose, predict, video_times
 
 DAY = 86400
 START = int(datetime(2010, 4, 1, tzinfo=UTC).timestamp())
@@ -65,35 +64,20 @@ def test_a_requested_pace_is_kept_and_capped_by_the_operator() -> None:
     assert not choose(stamps, 60, ceiling=10, requested=0.5).fitted
 
 
-def test_the_timestamps_gource_reads_come_from_git_and_custom_logs(tmp_path: Path) -> None:
-    git_log = tmp_path / "git.log"
-    git_log.write_text(
-        "user:Alice\n1262347200\n:000000 100644 0 1 A\tREADME\n\n"
-        "user:Bob\n1293883200\n:000000 100644 0 1 A\tsrc/a.c\n:000000 100644 0 1 A\tsrc/b.c\n\n"
-        "user:12345\n1325419200\n:100644 100644 1 2 M\tsrc/a.c\n"
-    )
-    custom_log = tmp_path / "custom.log"
-    custom_log.write_text(
-        "1262347200|Alice|A|/org/one/README\n"
-        "1293883200|Bob|A|/org/two/src/a.c\n1293883200|Bob|A|/org/two/src/b.c\n"
-        "1325419200|Chen|M|/org/one/README\n"
-    )
+def test_a_caption_at_the_end_gets_its_whole_time_before_the_video_ends() -> None:
+    stamps = uneven_history()
 
-    for history in (read_history(git_log, "git"), read_history(custom_log, "custom")):
-        assert history.timestamps == [1262347200, 1293883200, 1325419200]
-        assert history.positions[0] == 0
-        assert history.positions == sorted(history.positions)
+    pace = choose(stamps, 60, ceiling=10, tail=4.5)
+
+    assert 55 <= pace.play_seconds <= 55.5  # 60 s less 4 s of caption and half a second
 
 
-def test_dates_and_positions_leave_what_gource_will_play(tmp_path: Path) -> None:
-    log = tmp_path / "git.log"
-    log.write_text("".join(f"user:A\n{START + n * DAY}\n:000000 100644 0 1 A\tf{n}\n\n" for n in range(100)))
-    history = read_history(log)
+def test_video_times_place_each_commit_on_the_videos_clock() -> None:
+    stamps = uneven_history()
+    pace = choose(stamps, 60, ceiling=10)
 
-    assert select(history, start_date=START + 10 * DAY, stop_date=START + 19 * DAY) == [
-        START + n * DAY for n in range(10, 20)
-    ]
-    halves = select(history, start_position=0.5), select(history, stop_position=0.5)
-    assert abs(len(halves[0]) - 50) <= 1
-    assert abs(len(halves[1]) - 50) <= 1
-    assert halves[1][-1] < halves[0][0]
+    times = video_times(stamps, pace)
+
+    assert times[0] == 0
+    assert times == sorted(times)
+    assert abs(times[-1] - pace.play_seconds) < 0.01

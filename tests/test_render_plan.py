@@ -9,8 +9,10 @@ from pydantic import ValidationError
 
 from processor.contract import GourceOptions
 from processor.errors import RepositoryRejected
-from processor.render import fit, plan
+from processor.fonts import CJK_PROBES, covered
+from processor.render import Fitted, RenderPlan, fit, plan
 from processor.settings import ProcessorSettings
+from processor.timeline import prepare
 
 
 def options(**values: object) -> GourceOptions:
@@ -19,6 +21,10 @@ def options(**values: object) -> GourceOptions:
 
 def flag(args: list[str], name: str) -> str:
     return args[args.index(name) + 1]
+
+
+def fitted(render_plan: RenderPlan, log: Path) -> Fitted:
+    return fit(render_plan, prepare(log, "git", render_plan.selection))
 
 
 def git_log(tmp_path: Path, *days: int) -> Path:
@@ -35,7 +41,7 @@ def git_log(tmp_path: Path, *days: int) -> Path:
 def test_a_request_without_options_gets_the_operators_defaults(tmp_path: Path) -> None:
     settings = ProcessorSettings(resolution="640x360", framerate=25, video_seconds=12, seconds_per_day=0.5)
 
-    rendered, _ = fit(plan(options(), settings), git_log(tmp_path, 1, 2, 3))
+    rendered = fitted(plan(options(), settings), git_log(tmp_path, 1, 2, 3)).plan
 
     assert (rendered.width, rendered.height, rendered.framerate, rendered.seconds) == (640, 360, 25, 12)
     assert flag(rendered.gource_args, "--seconds-per-day") == "0.5"
@@ -45,7 +51,7 @@ def test_a_request_without_options_gets_the_operators_defaults(tmp_path: Path) -
 def test_requests_above_the_operators_ceilings_are_brought_down_to_them(tmp_path: Path) -> None:
     settings = ProcessorSettings(max_resolution="1280x720", max_framerate=30, max_video_seconds=60)
 
-    rendered, pace = fit(
+    result = fitted(
         plan(
             options(**{"resolution": "3840x2160", "--output-framerate": 60, "--stop-at-time": 600,
                        "--seconds-per-day": 500}),
@@ -53,6 +59,7 @@ def test_requests_above_the_operators_ceilings_are_brought_down_to_them(tmp_path
         ),
         git_log(tmp_path, 1, 5),
     )  # fmt: skip
+    rendered, pace = result.plan, result.pace
 
     assert (rendered.width, rendered.height) == (1280, 720)  # scaled, aspect kept
     assert (rendered.framerate, rendered.seconds) == (30, 60)
@@ -73,7 +80,15 @@ def test_the_operator_can_give_gource_a_font_with_cjk_glyphs(tmp_path: Path) -> 
     rendered = plan(options(), ProcessorSettings(font_file=font))
 
     assert flag(rendered.gource_args, "--font-file") == str(font)
-    assert "--font-file" not in plan(options(), ProcessorSettings()).gource_args
+    assert "--font-file" not in plan(options(), ProcessorSettings(font_file=None)).gource_args
+
+
+def test_without_a_font_file_the_processor_draws_with_an_installed_font_with_cjk_glyphs() -> None:
+    font = ProcessorSettings().font_file
+
+    assert font is not None, "no font with CJK glyphs installed (Debian: fonts-wqy-zenhei)"
+    assert covered(font, CJK_PROBES) == set(CJK_PROBES)
+    assert flag(plan(options(), ProcessorSettings()).gource_args, "--font-file") == str(font)
 
 
 def test_a_missing_font_file_is_a_configuration_error() -> None:
@@ -90,11 +105,12 @@ def test_a_title_is_one_argv_element_whatever_it_says() -> None:
     assert "--load-config" not in args
 
 
-def test_start_and_stop_positions_reach_gource_in_order_or_are_refused() -> None:
+def test_start_and_stop_positions_choose_what_gource_reads_in_order_or_are_refused(tmp_path: Path) -> None:
     rendered = plan(options(**{"--start-position": 0.2, "--stop-position": 0.9}), ProcessorSettings())
 
-    assert flag(rendered.gource_args, "--start-position") == "0.2"
-    assert flag(rendered.gource_args, "--stop-position") == "0.9"
+    selected = prepare(git_log(tmp_path, *range(1, 31)), "git", rendered.selection)
+    assert selected.commits == 21  # commits 7..27 of 30: the log's bytes from 20 % to 90 %
+    assert "--start-position" not in rendered.gource_args  # gource reads only what was selected
     with pytest.raises(ValidationError, match="below --stop-position"):
         options(**{"--start-position": 0.9, "--stop-position": 0.2})
 
@@ -103,4 +119,4 @@ def test_a_date_range_without_commits_is_refused_not_retried(tmp_path: Path) -> 
     empty = options(**{"--start-date": "2030-01-01", "--stop-date": "2031-01-01"})
 
     with pytest.raises(RepositoryRejected, match="no commits in the selected"):
-        fit(plan(empty, ProcessorSettings()), git_log(tmp_path, 1, 2, 3))
+        fitted(plan(empty, ProcessorSettings()), git_log(tmp_path, 1, 2, 3))

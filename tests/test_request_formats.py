@@ -213,3 +213,60 @@ def test_the_production_example_in_the_readme_is_the_one_accepted_here() -> None
     assert examples, "README shows the production format"
     for example in examples:
         assert parse_request(example).type == "gource"
+
+
+PRESENTATION_SPELLINGS = [
+    # The draft's gource flag names, the snake_case twin, the production backend's camelCase.
+    {"gource": {"--hide": "filenames,usernames", "--max-files": 500, "--file-idle-time": 30,
+                "--filename-time": 2.5, "--user-scale": 0.5, "--camera-mode": "track", "--file-extensions": True}},
+    {"gource": {"hide": ["usernames", "filenames"], "max_files": 500, "file_idle_time": 30,
+                "filename_time": 2.5, "user_scale": 0.5, "camera_mode": "track", "file_extensions": True}},
+    {"renderOptions": {"hide": "Filenames, usernames", "maxFiles": 500, "fileIdleTime": 30,
+                       "filenameTime": 2.5, "userScale": 0.5, "cameraMode": "track", "fileExtensions": True}},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("spelling", PRESENTATION_SPELLINGS)
+def test_the_presentation_options_mean_the_same_in_all_three_spellings(spelling: dict[str, Any]) -> None:
+    options = parse_request({"repoURL": "https://example.com/r.git", **spelling}).gource
+
+    assert options.hide == ("filenames", "usernames")
+    assert (options.max_files, options.file_idle_time, options.filename_time) == (500, 30, 2.5)
+    assert (options.user_scale, options.camera_mode, options.file_extensions) == (0.5, "track", True)
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [
+        ({"hide": "mouse"}, "cannot hide mouse"),
+        ({"hide": "filenames,--load-config"}, "cannot hide --load-config"),
+        ({"maxFiles": 0}, "greater than or equal to 1"),
+        ({"maxFiles": 10**9}, "less than or equal to 100000"),
+        ({"filenameTime": 1}, "greater than or equal to 2"),  # gource refuses less
+        ({"cameraMode": "/etc/passwd"}, "'overview' or 'track'"),
+        ({"userScale": 1000}, "less than or equal to 10"),
+        ({"fileFilter": ".*"}, "Extra inputs are not permitted"),  # no regular expression gource would run
+        ({"userImageDir": "/etc"}, "Extra inputs are not permitted"),
+    ],
+)
+def test_presentation_options_are_bounded_and_none_names_a_file_or_a_pattern(
+    options: dict[str, Any], complaint: str
+) -> None:
+    with pytest.raises(InvalidRequest, match=re.escape(complaint)):
+        parse_request({"repoURL": "https://example.com/r.git", "renderOptions": options})
+
+
+def test_exclusions_are_a_bounded_list_of_printable_path_patterns() -> None:
+    request = parse_request({"repoURL": "https://example.com/r.git", "exclude": ["vendor/**", "*.min.js"]})
+    assert request.exclude == ("vendor/**", "*.min.js")
+    assert parse_request({"repoURL": "https://example.com/r.git", "exclude": []}).exclude == ()
+
+    for bad, complaint in (
+        (["a\nb"], "not a path pattern"),
+        (["/"], "not a path pattern"),
+        (["x" * 201], "not a path pattern"),
+        ([f"d{n}/**" for n in range(51)], "at most 50 items"),
+        ("vendor/**", "valid tuple"),
+    ):
+        with pytest.raises(InvalidRequest, match=re.escape(complaint)):
+            parse_request({"repoURL": "https://example.com/r.git", "exclude": bad})

@@ -12,10 +12,10 @@ from support import LONG_HISTORY_END, LONG_HISTORY_START, Pipeline, frame_date, 
 
 from processor.contract import GourceOptions
 from processor.git import LOG_ARGS
-from processor.pacing import read_history, select
-from processor.render import fit, plan
+from processor.render import fit, plan, write_log
 from processor.render import render as render_log
 from processor.settings import ProcessorSettings
+from processor.timeline import Selection, prepare
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +111,9 @@ def test_stop_position_ends_the_video_where_gource_stops_reading(
     log = pipeline.workdir / "gource.log"
     with log.open("wb") as out:
         subprocess.run(["git", "-C", str(long_repo), *LOG_ARGS], stdout=out, check=True)
-    selected = select(read_history(log), stop_position=0.5)  # the first half of the log's bytes
+    selected = prepare(
+        log, "git", Selection(stop_position=0.5)
+    ).timestamps  # the first half of the log's bytes
     start, end = (datetime.fromtimestamp(t, UTC) for t in (selected[0], selected[-1]))
 
     video, event = render(
@@ -137,9 +139,11 @@ def test_a_custom_format_log_is_paced_and_rendered_like_a_git_one(tmp_path: Path
     log.write_text("\n".join(lines) + "\n")
     settings = ProcessorSettings(work_dir=tmp_path)
     options = GourceOptions.model_validate({"resolution": "320x240", "--stop-at-time": 4})
-    paced, pace = fit(plan(options, settings, "custom"), log)
+    timeline = prepare(log, "custom")
+    fitted = fit(plan(options, settings, several=True), timeline)
+    write_log(timeline, fitted, tmp_path / "story.log", settings.font_file)
 
-    info = render_log(log, paced, tmp_path / "video.mp4", settings)
+    info = render_log(tmp_path / "story.log", fitted.plan, tmp_path / "video.mp4", settings)
 
-    assert (pace.fitted, pace.commits) == (True, 160)
+    assert (fitted.pace.fitted, fitted.pace.commits) == (True, 160)
     assert 3.6 <= info.duration <= 4.4

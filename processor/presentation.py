@@ -1,0 +1,367 @@
+"""What gource draws, fitted to the history it is about to render, as the pace is fitted to its length.
+
+Gource's defaults were made for watching a week of a small project: every changed file
+shows its name for 4 s, every user who starts working shows theirs for 5 s, files never
+leave and every directory is named. Played at a fitted pace (22 years in a minute is
+0.007 s per day), 4 s of file names is 18 months of changes, and a big project's frame
+is a grey block of thousands of names on top of each other. So, from the very changes
+gource will draw (processor/timeline.py) placed on the video's clock by the pace model
+(pacing.video_times), the processor works out how many labels, people and files each
+choice would put on screen at once, and keeps each below what a frame of this size can
+show legibly (the budgets below, in labels at once, measured at 1280x720 and scaled by
+area and font size):
+
+- **File names** only when few files change at a time: the longest name time (2..4 s,
+  gource refuses less than 2) for which at most FILE_LABELS names are up at once in 95 %
+  of the video; otherwise none.
+- **People**: everyone is named when at most USER_LABELS people are on screen at once;
+  otherwise the few most active of each stretch of the video keep their names and the
+  others are drawn nameless (their avatars and beams stay; gource has no option for
+  this, so the log names them with blank characters of the font, processor/fonts.py).
+- **Files**: all of them stay while the tree holds at most FILES_ON_SCREEN; a bigger one
+  lets files that have gone quiet go (`--file-idle-time`, the longest that keeps the
+  tree within it) and caps what is left (`--max-files`; a commit that floods thousands of
+  files is cut to an even sample of that many before gource reads it).
+- **Directories**: names down to the deepest level whose directories fit DIR_LABELS,
+  always shown (`--highlight-dirs`) when they fit: the tree's structure stays labelled.
+- **Glow**: a dense tree's bloom adds up to a haze over everything, and it is the most
+  expensive thing gource draws in software (processor/cost.py), so it is dimmed with size.
+
+Each choice can be overridden by the request (`hide`, `maxFiles`, `fileIdleTime`,
+`filenameTime`, `userScale`, `cameraMode`, `fileExtensions`, and the bloom options).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from processor.contract import GourceOptions
+from processor.timeline import Timeline
+
+# Budgets at 1280x720 with gource's own font sizes (scaled by area and by font size).
+FILE_LABELS = 10  # file names up at once
+USER_LABELS = 10  # named people on screen at once
+DIR_LABELS = 20  # directory names always shown
+FILES_ON_SCREEN = 2000  # files in the tree at once
+REFERENCE_AREA = 1280 * 720
+
+NAME_TIMES = (4.0, 3.0, 2.0)  # gource's default file name time, down to its minimum
+USER_VISIBLE = 4.0  # a user stays 3 s after their last change, then fades for 1 s
+USER_WINDOW = 5.0  # a stretch of video whose most active people keep their names
+PER_WINDOW = (8, 6, 5, 4, 3, 2, 1)  # named people per stretch, fewer while too many are on screen
+SAMPLE_STEP = 0.5  # seconds between the moments the measures look at
+SHARE = 0.95  # the measures hold in this share of those moments
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """What gource draws, and the measures that chose it (for the result event and the log)."""
+
+    hide: tuple[str, ...]
+    filename_time: float | None
+    file_idle_time: int
+    max_files: int | None
+    dir_name_depth: int
+    highlight_dirs: bool
+    named: int  # authors who keep their names
+    authors: int
+    font_scale: float
+    user_scale: float | None = None
+    camera_mode: str | None = None
+    file_extensions: bool = False
+    bloom_multiplier: float | None = None
+    bloom_intensity: float | None = None
+    measured: dict[str, float] = field(default_factory=dict)
+    requested: tuple[str, ...] = ()  # the choices the request made itself
+
+    def args(self) -> list[str]:
+        """gource's argv for this presentation (the mouse and the progress bar always hidden)."""
+        args = ["--hide", ",".join(("mouse", "progress", *self.hide))]
+        if self.filename_time is not None and "filenames" not in self.hide:
+            args += ["--filename-time", f"{self.filename_time:g}"]
+        if self.file_idle_time:
+            args += ["--file-idle-time", str(self.file_idle_time)]
+        if self.max_files is not None:
+            args += ["--max-files", str(self.max_files)]
+        if self.dir_name_depth:
+            args += ["--dir-name-depth", str(self.dir_name_depth)]
+        if self.highlight_dirs:
+            args.append("--highlight-dirs")
+        if self.font_scale != 1:
+            args += ["--font-scale", f"{self.font_scale:g}"]
+        for flag, value in (
+            ("--user-scale", self.user_scale),
+            ("--camera-mode", self.camera_mode),
+            ("--bloom-multiplier", self.bloom_multiplier),
+            ("--bloom-intensity", self.bloom_intensity),
+        ):
+            if value is not None:
+                args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+        if self.file_extensions:
+            args.append("--file-extensions")
+        return args
+
+    def as_dict(self) -> dict[str, object]:
+        shown = {
+            "hide": list(self.hide),
+            "fileNames": "filenames" not in self.hide,
+            "filenameTime": self.filename_time,
+            "fileIdleTime": self.file_idle_time,
+            "maxFiles": self.max_files,
+            "dirNameDepth": self.dir_name_depth,
+            "highlightDirs": self.highlight_dirs,
+            "namedAuthors": self.named,
+            "authors": self.authors,
+            "fontScale": self.font_scale,
+            "userScale": self.user_scale,
+            "cameraMode": self.camera_mode,
+            "fileExtensions": self.file_extensions,
+            "bloomMultiplier": self.bloom_multiplier,
+            "bloomIntensity": self.bloom_intensity,
+            "requested": list(self.requested),
+            "measured": self.measured,
+        }
+        return {key: value for key, value in shown.items() if value is not None}
+
+    def describe(self) -> str:
+        names = "file names" if "filenames" not in self.hide else "no file names"
+        files = f"files idle {self.file_idle_time} s leave" if self.file_idle_time else "every file stays"
+        return (
+            f"{names}, {self.named} of {self.authors} people named, {files}, "
+            f"directories named to depth {self.dir_name_depth or 'all'}"
+        )
+
+
+def _quantile(values: Sequence[float], share: float = SHARE) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
+
+
+def _moments(seconds: float) -> list[float]:
+    return [n * SAMPLE_STEP for n in range(1, int(seconds / SAMPLE_STEP) + 1)]
+
+
+class _Clock:
+    """The history placed on the video's clock: when each commit plays, and what it brings."""
+
+    def __init__(self, timeline: Timeline, times: Sequence[float], seconds: float):
+        self.timeline, self.times, self.seconds = timeline, times, seconds
+        self.moments = _moments(seconds)
+        self.changes_before = list(timeline.first)  # changes of commits 0..c-1
+        # When each change plays (its commit's time), for the per-file measures.
+        self.change_times = [times[c] for c in range(timeline.commits) for _ in timeline.changes_of(c)]
+
+    def window(self, end: float, length: float) -> range:
+        """The commits played in (end - length, end]."""
+        return range(bisect.bisect_right(self.times, end - length), bisect.bisect_right(self.times, end))
+
+    def changes_in(self, end: float, length: float) -> int:
+        commits = self.window(end, length)
+        return self.changes_before[commits.stop] - self.changes_before[commits.start]
+
+    def people_in(self, end: float, length: float, among: set[int] | None = None) -> int:
+        authors = {self.timeline.authors[c] for c in self.window(end, length)}
+        return len(authors if among is None else authors & among)
+
+
+def _file_names(clock: _Clock, budget: float) -> tuple[float | None, float]:
+    """The longest name time keeping names within budget, or None; and the load at gource's default."""
+    loads = {t: _quantile([clock.changes_in(m, t) for m in clock.moments]) for t in NAME_TIMES}
+    fitting = next((t for t in NAME_TIMES if loads[t] <= budget), None)
+    return fitting, loads[NAME_TIMES[0]]
+
+
+def _named_people(clock: _Clock, budget: float) -> tuple[set[int] | None, float]:
+    """Who keeps a name (None: everyone), and how many people are on screen at once."""
+    crowd = _quantile([clock.people_in(m, USER_VISIBLE) for m in clock.moments])
+    if crowd <= budget:
+        return None, crowd
+    stretches = [clock.window(end, USER_WINDOW) for end in _moments_every(clock.seconds, USER_WINDOW)]
+    for per_stretch in PER_WINDOW:
+        named: set[int] = set()
+        for commits in stretches:
+            active = Counter(clock.timeline.authors[c] for c in commits)
+            named.update(author for author, _ in active.most_common(per_stretch))
+        if _quantile([clock.people_in(m, USER_VISIBLE, named) for m in clock.moments]) <= budget:
+            break
+    return named, crowd
+
+
+def _moments_every(seconds: float, step: float) -> list[float]:
+    return [step * n for n in range(1, math.ceil(seconds / step) + 1)]
+
+
+def _lifetimes(clock: _Clock, idle: float | None) -> list[tuple[float, float, int]]:
+    """(appears, leaves, file) spans: a file is on screen from its first change until it is
+    deleted or, with `idle`, until `idle` seconds after its last change."""
+    timeline, spans = clock.timeline, []
+    open_spans: dict[int, list[float]] = {}
+    forever, deleted = clock.seconds + 1, ord("D")
+    for at, file, action in zip(clock.change_times, timeline.files, timeline.actions, strict=True):
+        span = open_spans.get(file)
+        if action == deleted:
+            if span is not None:
+                spans.append((span[0], min(at, span[1]), file))
+                del open_spans[file]
+            continue
+        if span is not None and at <= span[1]:
+            span[1] = forever if idle is None else at + idle
+            continue
+        if span is not None:
+            spans.append((span[0], span[1], file))
+        open_spans[file] = [at, forever if idle is None else at + idle]
+    spans += [(start, end, file) for file, (start, end) in open_spans.items()]
+    return spans
+
+
+def _on_screen(clock: _Clock, spans: list[tuple[float, float, int]]) -> list[int]:
+    """Files on screen at each moment."""
+    starts = sorted(s for s, _, _ in spans)
+    ends = sorted(e for _, e, _ in spans)
+    return [bisect.bisect_right(starts, m) - bisect.bisect_right(ends, m) for m in clock.moments]
+
+
+def _idle_time(clock: _Clock, budget: float) -> tuple[int, float]:
+    """The file idle time (0: files stay) keeping the tree within budget; files on screen with it."""
+    whole = _quantile(_on_screen(clock, _lifetimes(clock, None)))
+    if whole <= budget:
+        return 0, whole
+    low, high = 1, max(2, math.ceil(clock.seconds))  # gource reads whole seconds
+    while low < high:  # the longest idle time within budget
+        middle = (low + high + 1) // 2
+        if _quantile(_on_screen(clock, _lifetimes(clock, middle))) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return low, _quantile(_on_screen(clock, _lifetimes(clock, low)))
+
+
+def _alive_at(spans: list[tuple[float, float, int]], moments: Sequence[float]) -> list[set[int]]:
+    """The files on screen at each of `moments` (sorted), from their spans."""
+    events = sorted([(s, 1, f) for s, _, f in spans] + [(e, -1, f) for _, e, f in spans])
+    alive: Counter[int] = Counter()
+    seen, n = [], 0
+    for moment in moments:
+        while n < len(events) and events[n][0] <= moment:
+            _, step, file = events[n]
+            alive[file] += step
+            if alive[file] <= 0:
+                del alive[file]
+            n += 1
+        seen.append(set(alive))
+    return seen
+
+
+def _directory_depth(clock: _Clock, idle: int, budget: float) -> tuple[int, bool]:
+    """Directory names down to which depth, and whether always shown."""
+    looks = clock.moments[:: max(1, len(clock.moments) // 40)]  # 40 looks are enough
+    alive = _alive_at(_lifetimes(clock, idle or None), looks)
+    folders = [tuple(path.split("/")[:-1]) for path in clock.timeline.paths]
+    deepest = 0
+    for depth in (1, 2, 3, 4):
+        named = [
+            len({folders[f][:level] for f in files for level in range(1, depth + 1)} - {()})
+            for files in alive
+        ]
+        if _quantile(named) > budget:
+            break
+        deepest = depth
+    if deepest:
+        return deepest, True
+    return 1, False  # too many even at the top: the top level's names, as they change
+
+
+def present(
+    timeline: Timeline,
+    times: Sequence[float],
+    seconds: float,
+    options: GourceOptions,
+    *,
+    size: tuple[int, int],
+    several: bool = False,
+) -> tuple[Presentation, set[int] | None]:
+    """The presentation for this history at this pace and size, with the request's own choices
+    applied; and which authors keep their names (None: all)."""
+    width, height = size
+    font_scale = round(max(1.0, height / 720), 2)
+    area = width * height / REFERENCE_AREA / font_scale**2
+    clock = _Clock(timeline, times, seconds)
+
+    name_time, file_label_load = _file_names(clock, max(2.0, FILE_LABELS * area))
+    named, crowd = _named_people(clock, max(3.0, USER_LABELS * area))
+    idle, files_on_screen = _idle_time(clock, max(300.0, FILES_ON_SCREEN * area))
+    depth, highlight = _directory_depth(clock, idle, max(4.0, DIR_LABELS * area))
+    cap = None if not idle else math.ceil(max(300.0, FILES_ON_SCREEN * area) * 1.25)
+    if cap is not None:  # gource holds no more (and a flooding commit is cut to that many)
+        files_on_screen = min(files_on_screen, cap)
+    dense = files_on_screen > 600
+    hide: tuple[str, ...] = ("filenames",) if name_time is None else ()
+
+    requested = tuple(name for name, value in options if name in _OVERRIDES and value is not None)
+    if options.hide is not None:
+        hide = tuple(h for h in options.hide if h not in ("mouse", "progress"))
+    elif options.filename_time is not None or options.file_extensions:
+        hide = ()  # asking for a name time or extensions is asking for file labels
+    if "usernames" in hide:
+        named = None  # nothing to rename: no name is drawn
+    presentation = Presentation(
+        hide=hide,
+        filename_time=options.filename_time or (None if name_time == NAME_TIMES[0] else name_time),
+        file_idle_time=idle if options.file_idle_time is None else options.file_idle_time,
+        max_files=options.max_files or cap,
+        dir_name_depth=1 if several and depth < 1 else depth,
+        highlight_dirs=highlight,
+        named=timeline_authors(timeline) if named is None else len(named),
+        authors=timeline_authors(timeline),
+        font_scale=font_scale,
+        user_scale=options.user_scale,
+        camera_mode=options.camera_mode,
+        file_extensions=bool(options.file_extensions),
+        bloom_multiplier=options.bloom_multiplier
+        if options.bloom_multiplier is not None
+        else (0.6 if dense else None),
+        bloom_intensity=options.bloom_intensity
+        if options.bloom_intensity is not None
+        else (0.5 if dense else None),
+        measured={
+            "fileNamesAtOnce": file_label_load,
+            "peopleAtOnce": crowd,
+            "filesOnScreen": files_on_screen,
+        },
+        requested=requested,
+    )
+    return presentation, named
+
+
+def timeline_authors(timeline: Timeline) -> int:
+    return len(set(timeline.authors))
+
+
+def shown_names(timeline: Timeline, named: set[int] | None, blanks: str) -> list[str]:
+    """The name gource is given for each author: their own, or (not among `named`) a distinct
+    string of the font's blank characters, so they keep an avatar of their own but no label."""
+    if named is None:
+        return list(timeline.names)
+    shown = []
+    for author, name in enumerate(timeline.names):
+        if author in named:
+            shown.append(name)
+            continue
+        code, digits = author + 1, []
+        while code:
+            digits.append(blanks[code % len(blanks)])
+            code //= len(blanks)
+        shown.append("".join(digits))
+    return shown
+
+
+_OVERRIDES = {
+    "hide", "max_files", "file_idle_time", "filename_time", "user_scale", "camera_mode", "file_extensions",
+    "bloom_multiplier", "bloom_intensity",
+}  # fmt: skip
