@@ -49,6 +49,9 @@ T = TypeVar("T")
 
 PERSISTENT = pika.DeliveryMode.Persistent
 JSON = "application/json"
+# A progress event is news for a few seconds: not persistent, and gone from a queue nobody
+# reads after a minute instead of piling up (README: progress events).
+PROGRESS_EXPIRES_MS = 60_000
 
 # Headers this project sets on requests it moves around.
 ATTEMPT = "x-attempt"
@@ -173,6 +176,7 @@ class Broker:
         self._announce = announce
         self.connection, self.channel, self.topology = self._open()
         self._busy_tag: str | None = None
+        self._progress_channel: BlockingChannel | None = None
 
     # connection ----------------------------------------------------------------------------
     def retrying(self) -> Retrying:
@@ -267,12 +271,17 @@ class Broker:
             self._busy_tag = None
 
     def wait_for(
-        self, future: Future[T], tick: float = 0.5, stop: Callable[[], bool] = lambda: False
+        self,
+        future: Future[T],
+        tick: float = 0.5,
+        stop: Callable[[], bool] = lambda: False,
+        every_tick: Callable[[], None] = lambda: None,
     ) -> None:
-        """Service heartbeats until `future` is done or `stop()` says so."""
+        """Service heartbeats until `future` is done or `stop()` says so; `every_tick()` between."""
         with self._boundary():
             while not future.done() and not stop():
                 self.connection.process_data_events(time_limit=tick)
+                every_tick()
 
     def sleep(self, seconds: float) -> None:
         """Sleep while keeping the connection alive."""
@@ -302,6 +311,29 @@ class Broker:
         # A batch id guessed from an invalid body may be no valid routing key: route none.
         key = batch_id if batch_id and VIDEO_ID.match(batch_id) else ""
         self._publish(self.topology.results_exchange, key, event_body)
+
+    def publish_render_progress(self, event_body: bytes, batch_id: str | None = None) -> None:
+        """A progress event: not persistent, not confirmed, on a channel of its own.
+
+        Whatever the broker makes of it (a refused or missing exchange closes the channel
+        it came on) leaves the channel that holds the request alone; the next event opens
+        a new one. Routed like result events, by batch id, for a binding that wants it.
+        """
+        key = batch_id if batch_id and VIDEO_ID.match(batch_id) else ""
+        properties = pika.BasicProperties(
+            content_type=JSON,
+            delivery_mode=pika.DeliveryMode.Transient,
+            expiration=str(PROGRESS_EXPIRES_MS),
+            timestamp=int(time.time()),
+        )
+        with self._boundary():
+            if self._progress_channel is None or not self._progress_channel.is_open:
+                if self._progress_channel is not None and self.connection.is_open:
+                    log.warning("the channel of progress events was closed by the broker; opening another")
+                self._progress_channel = self.connection.channel()
+            self._progress_channel.basic_publish(
+                self.topology.render_progress_exchange, key, event_body, properties
+            )
 
     def retry_later(self, delivery: Delivery, delay: int, error: str) -> None:
         """A copy to the delay queue that returns it to its work queue; then ack the original."""

@@ -24,6 +24,7 @@ from processor.history import fetch_history
 from processor.outputs import Outputs
 from processor.pacing import LogFormat
 from processor.render import RenderPlan, fit, plan, poster, render
+from processor.render_progress import FrameCount
 from processor.settings import ProcessorSettings
 from processor.storage import FINGERPRINT, Storage
 
@@ -83,8 +84,12 @@ def produce(
     settings: ProcessorSettings,
     storage: Storage,
     cancelled: Callable[[], bool] = lambda: False,
+    frames: FrameCount | None = None,
 ) -> Produced:
-    """Render `request` and store the video; skip the work if it is already stored."""
+    """Render `request` and store the video; skip the work if it is already stored.
+
+    `frames` follows the render's frames, for the main thread to report (processor/render_progress.py).
+    """
     render_plan = _plan(request, settings)
     outputs = Outputs.of(storage, request.video_id, settings.output_format)
     mark = fingerprint(request, [*render_plan.gource_args, f"output={settings.output_format}"])
@@ -109,8 +114,9 @@ def produce(
         started = time.monotonic()
         paced_plan, pace = fit(render_plan, history.log)
         info = render(
-            history.log, paced_plan, work / "video.mp4", settings, cancelled, caption_file=caption_file
-        )
+            history.log, paced_plan, work / "video.mp4", settings, cancelled,
+            caption_file=caption_file, frames=frames,
+        )  # fmt: skip
         drawn = time.monotonic()
         poster(work / "video.mp4", work / "poster.jpg", info)
         timings.poster = round(time.monotonic() - drawn, 3)

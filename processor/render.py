@@ -20,6 +20,7 @@ from processor.contract import GourceOptions
 from processor.errors import RenderFailed, RenderTimeout, RepositoryRejected
 from processor.pacing import LogFormat, Pace, choose, read_history, select
 from processor.procs import kill_group, spawn
+from processor.render_progress import PROGRESS_FILE, FrameCount, ProgressFile
 from processor.settings import ProcessorSettings, parse_resolution
 
 
@@ -187,10 +188,12 @@ def render(
     cancelled: Callable[[], bool] = lambda: False,
     *,
     caption_file: Path | None = None,
+    frames: FrameCount | None = None,
 ) -> VideoInfo:
     """Render `log_path` into `output` within RENDER_TIMEOUT; check the result with ffprobe.
 
     `caption_file` is the processor's own (processor/captions.py), never a request's.
+    `frames`, when given, learns how many frames ffmpeg has encoded, as it goes.
     """
     xvfb, display = _start_display(render_plan.width, render_plan.height)
     group = xvfb.pid
@@ -202,6 +205,7 @@ def render(
         "LANG": "C.UTF-8",
     }
     errors = output.parent / "render.err"
+    report = ProgressFile(output.parent / PROGRESS_FILE)
     deadline = time.monotonic() + settings.render_timeout
     argv = ["gource", "--log-format", render_plan.log_format, *render_plan.gource_args]
     if caption_file is not None:
@@ -219,6 +223,7 @@ def render(
             ffmpeg = spawn(
                 [
                     "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                    "-progress", report.path.name,
                     "-f", "image2pipe", "-vcodec", "ppm", "-framerate", str(render_plan.framerate),
                     "-i", "-",
                     "-vcodec", settings.ffmpeg_codec, "-preset", settings.ffmpeg_preset,
@@ -231,11 +236,15 @@ def render(
             )  # fmt: skip
             started.append(ffmpeg)
             gource.stdout.close()  # ffmpeg holds the only reader now
+            if frames is not None:
+                frames.start(round(render_plan.framerate * render_plan.seconds))
             while ffmpeg.poll() is None:
                 if cancelled():
                     raise RenderFailed("render stopped: the processor is shutting down")
                 if time.monotonic() > deadline:
                     raise RenderTimeout(f"render exceeded RENDER_TIMEOUT={settings.render_timeout:g} s")
+                if frames is not None:
+                    frames.update(report.read())
                 time.sleep(0.1)
             # ffmpeg's -t is the hard length ceiling; gource ignores the closed pipe and
             # would go on drawing, so whatever it still does is of no use now.
@@ -247,6 +256,9 @@ def render(
     if (gource_code not in (None, 0)) or ffmpeg.returncode != 0:
         detail = errors.read_bytes()[-800:].decode(errors="replace").strip()
         raise RenderFailed(f"gource exited {gource_code}, ffmpeg exited {ffmpeg.returncode}: {detail}")
+    if frames is not None:
+        frames.update(report.read())
+        frames.finish()
     return probe(output, render_plan)
 
 
