@@ -457,7 +457,12 @@ class Broker:
                 "", self.topology.batch_queue(batch_id), body, _properties(kind=MANIFEST), mandatory=True
             )
 
-    def read_batch(self, batch_id: str, tick: float = 0.5) -> Generator[BatchMessage | None, None, None]:
+    def read_batch(
+        self,
+        batch_id: str,
+        tick: float = 0.5,
+        on_render_progress: Callable[[bytes], None] | None = None,
+    ) -> Generator[BatchMessage | None, None, None]:
         """Every message of the batch's queue, old ones first, then new ones as they come.
 
         Yields None after `tick` seconds of quiet. Reads without removing anything: the
@@ -466,6 +471,10 @@ class Broker:
         seconds it starts over from the top, before the broker's consumer_timeout (15 or 30
         min) would close a channel that holds messages unacknowledged; readers deduplicate.
         BatchNotFound if the queue does not exist.
+
+        `on_render_progress` gets the body of every render progress event (of any batch)
+        from now on, called between yields: from a queue of this reader's own, which
+        the broker names and deletes when the reader stops.
         """
         queue = self.topology.batch_queue(batch_id)
         while True:
@@ -481,6 +490,8 @@ class Broker:
             try:
                 with self._boundary():
                     channel.basic_qos(prefetch_count=0)
+                    if on_render_progress is not None:
+                        self._listen_to_render_progress(channel, on_render_progress)
                     for method, props, body in channel.consume(queue, inactivity_timeout=tick):
                         if method is None:
                             yield None
@@ -497,6 +508,12 @@ class Broker:
                 with suppress(*AMQP_ERRORS):
                     if channel.is_open:
                         channel.close()  # the unacknowledged messages go back, in order
+
+    def _listen_to_render_progress(self, channel: BlockingChannel, handle: Callable[[bytes], None]) -> None:
+        """An exclusive, auto-delete, server-named queue on the progress exchange, consumed on `channel`."""
+        private = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        channel.queue_bind(private, self.topology.render_progress_exchange)
+        channel.basic_consume(private, lambda _ch, _method, _props, body: handle(body), auto_ack=True)
 
 
 # AMQP `type` of a batch manifest; result events have none.
