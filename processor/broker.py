@@ -219,6 +219,7 @@ class Broker:
         """A fresh connection after a lost one (retrying up to CONNECT_TIMEOUT)."""
         self.close()
         self._busy_tag = None
+        self._progress_channel = None
         self.connection, self.channel, self.topology = self._open()
 
     def close(self) -> None:
