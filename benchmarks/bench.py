@@ -101,7 +101,7 @@ def bench_loader(count: int, rounds: int, work: Path) -> None:
     for queue in [bare_queue, *topology.work_queues, topology.dead_queue, topology.results_queue,
                   *topology.marker_queues]:  # fmt: skip
         channel.queue_delete(queue)
-    for exchange in (topology.results_exchange, topology.batch_exchange):
+    for exchange in (topology.results_exchange, topology.batch_exchange, topology.render_progress_exchange):
         channel.exchange_delete(exchange)
     connection.close()
     print(f"  loader rate / bare rate, median of {rounds}: {statistics.median(ratios):.2f}"
@@ -243,7 +243,8 @@ def _drain_events(base: str) -> dict[str, dict[str, Any]]:
         *topology.marker_queues,
     ]:
         channel.queue_delete(queue)
-    for exchange in (topology.results_exchange, topology.batch_exchange, f"{base}.retry"):
+    for exchange in (topology.results_exchange, topology.batch_exchange, f"{base}.retry",
+                     topology.render_progress_exchange):  # fmt: skip
         channel.exchange_delete(exchange)
     connection.close()
     return events

@@ -49,6 +49,9 @@ T = TypeVar("T")
 
 PERSISTENT = pika.DeliveryMode.Persistent
 JSON = "application/json"
+# A progress event is news for a few seconds: not persistent, and gone from a queue nobody
+# reads after a minute instead of piling up (README: progress events).
+PROGRESS_EXPIRES_MS = 60_000
 
 # Headers this project sets on requests it moves around.
 ATTEMPT = "x-attempt"
@@ -173,6 +176,7 @@ class Broker:
         self._announce = announce
         self.connection, self.channel, self.topology = self._open()
         self._busy_tag: str | None = None
+        self._progress_channel: BlockingChannel | None = None
 
     # connection ----------------------------------------------------------------------------
     def retrying(self) -> Retrying:
@@ -215,6 +219,7 @@ class Broker:
         """A fresh connection after a lost one (retrying up to CONNECT_TIMEOUT)."""
         self.close()
         self._busy_tag = None
+        self._progress_channel = None
         self.connection, self.channel, self.topology = self._open()
 
     def close(self) -> None:
@@ -267,12 +272,17 @@ class Broker:
             self._busy_tag = None
 
     def wait_for(
-        self, future: Future[T], tick: float = 0.5, stop: Callable[[], bool] = lambda: False
+        self,
+        future: Future[T],
+        tick: float = 0.5,
+        stop: Callable[[], bool] = lambda: False,
+        every_tick: Callable[[], None] = lambda: None,
     ) -> None:
-        """Service heartbeats until `future` is done or `stop()` says so."""
+        """Service heartbeats until `future` is done or `stop()` says so; `every_tick()` between."""
         with self._boundary():
             while not future.done() and not stop():
                 self.connection.process_data_events(time_limit=tick)
+                every_tick()
 
     def sleep(self, seconds: float) -> None:
         """Sleep while keeping the connection alive."""
@@ -302,6 +312,29 @@ class Broker:
         # A batch id guessed from an invalid body may be no valid routing key: route none.
         key = batch_id if batch_id and VIDEO_ID.match(batch_id) else ""
         self._publish(self.topology.results_exchange, key, event_body)
+
+    def publish_render_progress(self, event_body: bytes, batch_id: str | None = None) -> None:
+        """A progress event: not persistent, not confirmed, on a channel of its own.
+
+        Whatever the broker makes of it (a refused or missing exchange closes the channel
+        it came on) leaves the channel that holds the request alone; the next event opens
+        a new one. Routed like result events, by batch id, for a binding that wants it.
+        """
+        key = batch_id if batch_id and VIDEO_ID.match(batch_id) else ""
+        properties = pika.BasicProperties(
+            content_type=JSON,
+            delivery_mode=pika.DeliveryMode.Transient,
+            expiration=str(PROGRESS_EXPIRES_MS),
+            timestamp=int(time.time()),
+        )
+        with self._boundary():
+            if self._progress_channel is None or not self._progress_channel.is_open:
+                if self._progress_channel is not None and self.connection.is_open:
+                    log.warning("the channel of progress events was closed by the broker; opening another")
+                self._progress_channel = self.connection.channel()
+            self._progress_channel.basic_publish(
+                self.topology.render_progress_exchange, key, event_body, properties
+            )
 
     def retry_later(self, delivery: Delivery, delay: int, error: str) -> None:
         """A copy to the delay queue that returns it to its work queue; then ack the original."""
@@ -425,7 +458,12 @@ class Broker:
                 "", self.topology.batch_queue(batch_id), body, _properties(kind=MANIFEST), mandatory=True
             )
 
-    def read_batch(self, batch_id: str, tick: float = 0.5) -> Generator[BatchMessage | None, None, None]:
+    def read_batch(
+        self,
+        batch_id: str,
+        tick: float = 0.5,
+        on_render_progress: Callable[[bytes], None] | None = None,
+    ) -> Generator[BatchMessage | None, None, None]:
         """Every message of the batch's queue, old ones first, then new ones as they come.
 
         Yields None after `tick` seconds of quiet. Reads without removing anything: the
@@ -434,6 +472,10 @@ class Broker:
         seconds it starts over from the top, before the broker's consumer_timeout (15 or 30
         min) would close a channel that holds messages unacknowledged; readers deduplicate.
         BatchNotFound if the queue does not exist.
+
+        `on_render_progress` gets the body of every render progress event (of any batch)
+        from now on, called between yields: from a queue of this reader's own, which
+        the broker names and deletes when the reader stops.
         """
         queue = self.topology.batch_queue(batch_id)
         while True:
@@ -449,6 +491,8 @@ class Broker:
             try:
                 with self._boundary():
                     channel.basic_qos(prefetch_count=0)
+                    if on_render_progress is not None:
+                        self._listen_to_render_progress(channel, on_render_progress)
                     for method, props, body in channel.consume(queue, inactivity_timeout=tick):
                         if method is None:
                             yield None
@@ -465,6 +509,12 @@ class Broker:
                 with suppress(*AMQP_ERRORS):
                     if channel.is_open:
                         channel.close()  # the unacknowledged messages go back, in order
+
+    def _listen_to_render_progress(self, channel: BlockingChannel, handle: Callable[[bytes], None]) -> None:
+        """An exclusive, auto-delete, server-named queue on the progress exchange, consumed on `channel`."""
+        private = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        channel.queue_bind(private, self.topology.render_progress_exchange)
+        channel.basic_consume(private, lambda _ch, _method, _props, body: handle(body), auto_ack=True)
 
 
 # AMQP `type` of a batch manifest; result events have none.

@@ -36,9 +36,13 @@ def spread(captions: list[tuple[int, str]], limit: int = MAX_CAPTIONS) -> list[t
     return [ordered[round(n * step)] for n in range(limit)]
 
 
+def shown(captions: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The captions a video shows: cleaned, at most MAX_CAPTIONS, spread over the history."""
+    return spread([(stamp, text) for stamp, text in ((s, clean(t)) for s, t in captions) if text])
+
+
 def write_caption_file(path: Path, captions: Iterable[tuple[int, str]]) -> int:
-    """Write gource's `unix time|text` lines for the cleaned captions; how many were written."""
-    shown = [(stamp, text) for stamp, text in ((s, clean(t)) for s, t in captions) if text]
-    chosen = spread(shown)
+    """Write gource's `unix time|text` lines for the captions shown; how many were written."""
+    chosen = shown(captions)
     path.write_text("".join(f"{stamp}|{text}\n" for stamp, text in chosen), encoding="utf-8")
     return len(chosen)

@@ -414,6 +414,30 @@ class ResultEvent(BaseModel):
         return self.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
+class RenderProgressEvent(BaseModel):
+    """How far a render in flight is, for a progress bar: never a final word (ResultEvent is).
+
+    Published every few seconds while gource | ffmpeg runs, on an exchange of its own, so
+    consumers of result events never see one.
+    """
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    video_id: str = Field(alias="videoId")
+    batch_id: str | None = Field(None, alias="batchId")
+    state: Literal["rendering"] = "rendering"
+    progress: float = Field(ge=0, le=1)  # frames done / frames total
+    eta: float | None = Field(None, ge=0)  # seconds until the last frame; None until a frame is done
+    frames_done: int = Field(alias="framesDone", ge=0)
+    frames_total: int = Field(alias="framesTotal", ge=0)
+    attempt: int = 1
+    processor: str | None = None
+    at: datetime
+
+    def to_wire(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()  # `eta: null` says "not known yet"
+
+
 class ManifestEntry(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 

@@ -1,9 +1,12 @@
 """Which font gource draws with, and which of its characters draw nothing.
 
-Gource's own font has no CJK glyphs, so an author named 李小龍 is drawn as three boxes. With
-no FONT_FILE the processor takes an installed font that has them (the images install
-WenQuanYi Zen Hei; Noto CJK or Droid Sans Fallback do as well). Fonts are read here, by
-their character maps, rather than through fontconfig, which the images do not carry.
+Gource's own font (FreeSans) has no CJK glyphs, so an author named 李小龍 is drawn as three
+boxes. With no FONT_FILE the processor looks at the text a video will show (the named
+people, the title, the captions, the directory and file names) and keeps gource's own font
+when it has every character, else takes an installed font that has more of them (the
+images install WenQuanYi Zen Hei; Noto CJK or Droid Sans Fallback do as well): FreeSans
+draws Latin text better, so it stays wherever it can. Fonts are read here, by their
+character maps, rather than through fontconfig, which the images do not carry.
 
 The presentation names only some authors and gives the others names made of blank
 characters (processor/presentation.py), and a font draws a box for a character it lacks:
@@ -118,6 +121,21 @@ def cjk_font() -> Path | None:
         if score and (best is None or score > best[0]):
             best = (score, font)
     return best[1] if best else None
+
+
+def font_for(texts: Iterable[str], operator: Path | None = None) -> Path | None:
+    """The font to draw `texts` with: the operator's; else None (gource's own) when it has every
+    character, or an installed font that has more of them (one with CJK glyphs)."""
+    if operator is not None:
+        return operator
+    needed = {ord(c) for text in texts for c in text if c.isprintable() and not c.isspace()}
+    if not needed or not GOURCE_DEFAULT.is_file():
+        return None
+    own = covered(GOURCE_DEFAULT, needed)
+    if own == needed:
+        return None
+    other = cjk_font()
+    return other if other is not None and len(covered(other, needed)) > len(own) else None
 
 
 @lru_cache(maxsize=8)

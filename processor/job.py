@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from processor import cost, metrics
-from processor.captions import write_caption_file
+from processor.captions import shown, write_caption_file
 from processor.contract import RenderRequest, Timings
 from processor.exclusions import Exclusions
 from processor.history import History, fetch_history
 from processor.outputs import Outputs
 from processor.render import Fitted, RenderPlan, fit, plan, poster, render, write_log
+from processor.render_progress import FrameCount
 from processor.settings import ProcessorSettings
 from processor.storage import FINGERPRINT, Storage
 from processor.timeline import Timeline, prepare
@@ -78,7 +79,7 @@ class Story:
 
 def _tell(
     history: History, render_plan: RenderPlan, settings: ProcessorSettings, *, exclusions: Exclusions,
-    captions: int, log_path: Path,
+    captions: list[str], log_path: Path,
 ) -> Story:  # fmt: skip
     """Prepare the history, fit pace and presentation, write gource's log; refuse what would not
     finish within RENDER_TIMEOUT before anything is drawn."""
@@ -87,7 +88,7 @@ def _tell(
         strip_segments=1 if render_plan.several else 0,
     )  # fmt: skip
     fitted = fit(render_plan, timeline, captions=captions)
-    write_log(timeline, fitted, log_path, settings.font_file)
+    write_log(timeline, fitted, log_path)
     estimate = cost.estimate(fitted)
     log.info(
         "%s; %s; %d change(s) left out; predicted render %.0f s",
@@ -116,8 +117,12 @@ def produce(
     settings: ProcessorSettings,
     storage: Storage,
     cancelled: Callable[[], bool] = lambda: False,
+    frames: FrameCount | None = None,
 ) -> Produced:
-    """Render `request` and store the video; skip the work if it is already stored."""
+    """Render `request` and store the video; skip the work if it is already stored.
+
+    `frames` follows the render's frames, for the main thread to report (processor/render_progress.py).
+    """
     render_plan = _plan(request, settings)
     exclusions = Exclusions(settings.exclude if request.exclude is None else request.exclude)
     outputs = Outputs.of(storage, request.video_id, settings.output_format)
@@ -138,10 +143,10 @@ def produce(
         work = Path(workdir)
         started = time.monotonic()
         history = fetch_history(request, work, settings, cancelled, tags=render_plan.captions)
-        caption_file, captions = work / "captions.txt" if render_plan.captions else None, 0
+        caption_file = work / "captions.txt" if render_plan.captions else None
+        captions = [text for _, text in shown(history.tags)] if caption_file is not None else []
         if caption_file is not None:
-            captions = write_caption_file(caption_file, history.tags)
-            log.info("%d release tag(s) as captions", captions)
+            log.info("%d release tag(s) as captions", write_caption_file(caption_file, history.tags))
         timings.clone = round(time.monotonic() - started, 3)
         metrics.CLONE_SECONDS.observe(timings.clone)
         log.info("cloned in %.1f s", timings.clone)
@@ -156,8 +161,9 @@ def produce(
             log_path=work / "story.log",
         )
         info = render(
-            story.log, story.fitted.plan, work / "video.mp4", settings, cancelled, caption_file=caption_file
-        )
+            story.log, story.fitted.plan, work / "video.mp4", settings, cancelled,
+            caption_file=caption_file, frames=frames, total_frames=story.estimate.frames,
+        )  # fmt: skip
         drawn = time.monotonic()
         poster(work / "video.mp4", work / "poster.jpg", info)
         timings.poster = round(time.monotonic() - drawn, 3)

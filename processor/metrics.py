@@ -12,6 +12,10 @@ gource_batch_upload_duration_seconds        storing the video
 gource_batch_queue_wait_seconds             publish (message timestamp) to pick-up
 gource_batch_uploaded_bytes_total           bytes of video stored
 gource_batch_requests_in_progress           1 while this processor holds a request
+gource_batch_render_progress_ratio          frames done / frames planned of the render in hand
+                                            (0..1; 0 when none)
+gource_batch_render_eta_seconds             seconds until its last frame at the rate so far
+                                            (0 when no render is in hand or no frame is done)
 
 There is no separate encode histogram on purpose: gource and ffmpeg run at the same time,
 joined by a pipe, and ffmpeg encodes each frame as gource draws it, so the wall time of the
@@ -83,6 +87,18 @@ IN_PROGRESS = Gauge(
     registry=REGISTRY,
 )
 
+# No videoId label: a processor holds one request at a time, and its log lines say which.
+RENDER_PROGRESS = Gauge(
+    "gource_batch_render_progress_ratio",
+    "Frames done / frames planned of the render this processor runs (0..1; 0 when none).",
+    registry=REGISTRY,
+)
+RENDER_ETA = Gauge(
+    "gource_batch_render_eta_seconds",
+    "Seconds until the render in hand draws its last frame, at the rate so far (0: none or unknown).",
+    registry=REGISTRY,
+)
+
 
 def settled(outcome: str) -> None:
     RENDERS.labels(outcome).inc()
@@ -92,6 +108,11 @@ def queue_wait(seconds: float | None) -> None:
     """Requests without a timestamp (some foreign producers) are not counted."""
     if seconds is not None:
         QUEUE_WAIT_SECONDS.observe(seconds)
+
+
+def render_progress(progress: float, eta: float | None) -> None:
+    RENDER_PROGRESS.set(progress)
+    RENDER_ETA.set(eta or 0.0)
 
 
 @contextmanager

@@ -67,6 +67,7 @@ class Presentation:
     max_files: int | None
     dir_name_depth: int
     highlight_dirs: bool
+    dir_font_size: int | None
     named: int  # authors who keep their names
     authors: int
     font_scale: float
@@ -91,6 +92,8 @@ class Presentation:
             args += ["--dir-name-depth", str(self.dir_name_depth)]
         if self.highlight_dirs:
             args.append("--highlight-dirs")
+        if self.dir_font_size is not None:
+            args += ["--dir-font-size", str(self.dir_font_size)]
         if self.font_scale != 1:
             args += ["--font-scale", f"{self.font_scale:g}"]
         for flag, value in (
@@ -315,8 +318,10 @@ def present(
         filename_time=options.filename_time or (None if name_time == NAME_TIMES[0] else name_time),
         file_idle_time=idle if options.file_idle_time is None else options.file_idle_time,
         max_files=options.max_files or cap,
-        dir_name_depth=1 if several and depth < 1 else depth,
+        dir_name_depth=1 if several else depth,
         highlight_dirs=highlight,
+        # Several repositories: their names tell the story, a size up from gource's 14 px at 720p.
+        dir_font_size=max(11, height // 28) if several else None,
         named=timeline_authors(timeline) if named is None else len(named),
         authors=timeline_authors(timeline),
         font_scale=font_scale,
@@ -365,3 +370,14 @@ _OVERRIDES = {
     "hide", "max_files", "file_idle_time", "filename_time", "user_scale", "camera_mode", "file_extensions",
     "bloom_multiplier", "bloom_intensity",
 }  # fmt: skip
+
+
+def shown_text(
+    timeline: Timeline, presentation: Presentation, named: set[int] | None, other: Sequence[str]
+) -> list[str]:
+    """Every text the video may draw: the names it shows, directory and file names, `other`."""
+    people = [name for author, name in enumerate(timeline.names) if named is None or author in named]
+    depth = presentation.dir_name_depth or None
+    folders = {part for path in timeline.paths for part in path.split("/")[:-1][:depth]}
+    files = [] if "filenames" in presentation.hide else [path.rsplit("/", 1)[-1] for path in timeline.paths]
+    return [*people, *folders, *files, *other]

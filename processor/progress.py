@@ -12,6 +12,10 @@ them can watch one batch, and a `--wait` that was interrupted can be resumed wit
 
 Manifests add up (several loader runs may share one `--batch-id`); a videoId counts once
 and its latest event wins, so a request rendered twice after a crash is not counted twice.
+
+Requests in flight show how far their render is: followers also listen to the processors'
+render progress events (processor/render_progress.py, `{RENDER_QUEUE}.progress`) through
+a queue of their own, and keep those of their batch until the request's final event.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from processor.broker import BatchMessage, Broker
-from processor.contract import BatchManifest, ResultEvent, State
+from processor.contract import BatchManifest, RenderProgressEvent, ResultEvent, State
 from processor.errors import BatchNotFound, BrokerUnavailable
 from processor.logs import request_context
 
@@ -40,6 +44,7 @@ EXIT_UNKNOWN_BATCH = 5
 EXIT_INTERRUPTED = 130
 
 PENDING = "pending"
+RENDERING = "rendering"
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class BatchState:
         self.manifests = 0
         self.loaded_at: float | None = None
         self.events: dict[str, ResultEvent] = {}
+        self.rendering: dict[str, RenderProgressEvent] = {}  # the latest progress event of each
         self._clock = clock
         self._watching_since = clock()
 
@@ -71,6 +77,24 @@ class BatchState:
                 self.events[event.video_id] = event
         except ValidationError as exc:
             log.warning("ignoring a message that is neither a manifest nor a result event: %s", exc)
+
+    def add_render_progress(self, body: bytes) -> None:
+        """A processor's progress event: kept if it is about a request of this batch."""
+        try:
+            event = RenderProgressEvent.model_validate_json(body)
+        except ValidationError as exc:
+            log.warning("ignoring a progress event that does not validate: %s", exc)
+            return
+        if event.batch_id != self.batch_id and event.video_id not in self.expected:
+            return  # another batch's render
+        known = self.rendering.get(event.video_id)
+        if known is None or event.at >= known.at:
+            self.rendering[event.video_id] = event
+
+    def in_flight(self) -> list[RenderProgressEvent]:
+        """Requests being rendered: a progress event, no final event yet; in loading order."""
+        order = list(self.expected) + [v for v in self.rendering if v not in self.expected]
+        return [self.rendering[v] for v in order if v in self.rendering and v not in self.events]
 
     def _add_manifest(self, manifest: BatchManifest) -> None:
         self.manifests += 1
@@ -129,7 +153,10 @@ class BatchState:
         rows = []
         for video_id in order:
             event = self.events.get(video_id)
-            if event is None:
+            if event is None and video_id in self.rendering:
+                rendering = describe_rendering(self.rendering[video_id])
+                rows.append(Row(video_id, self.expected[video_id], RENDERING, rendering))
+            elif event is None:
                 rows.append(Row(video_id, self.expected[video_id], PENDING, ""))
             elif event.state is State.succeeded:
                 rows.append(Row(video_id, event.repo_url, event.state.value, event.url or ""))
@@ -147,6 +174,12 @@ class BatchState:
         return f"{self.done}/{total} done, {self.failed} failed | {pace} | {left}"
 
 
+def describe_rendering(event: RenderProgressEvent) -> str:
+    """`48% (120/250 frames), ETA 12s`: the same words in the table, on the terminal, in logs."""
+    eta = duration(event.eta) if event.eta is not None else "--"
+    return f"{event.progress:.0%} ({event.frames_done}/{event.frames_total} frames), ETA {eta}"
+
+
 def duration(seconds: float) -> str:
     whole = round(seconds)
     hours, rest = divmod(whole, 3600)
@@ -159,12 +192,14 @@ def duration(seconds: float) -> str:
 
 
 class TerminalBar:
-    """A progress bar redrawn in place on one terminal line."""
+    """A progress bar redrawn in place, with a line under it for each request being rendered."""
 
     WIDTH = 24
+    MOST_LINES = 8  # requests in flight shown by name; the rest are counted
 
     def __init__(self, stream: TextIO, every: float = 0.1):
         self._stream, self._every, self._last = stream, every, 0.0
+        self._lines = 0  # lines drawn under the bar last time
 
     def update(self, state: BatchState, force: bool = False) -> None:
         now = time.monotonic()
@@ -174,8 +209,16 @@ class TerminalBar:
         share = state.done / state.total if state.known and state.total else 0.0
         filled = int(share * self.WIDTH)
         bar = "#" * filled + "-" * (self.WIDTH - filled)
-        self._stream.write(f"\r\x1b[Kbatch {state.batch_id} [{bar}] {state.status()}")
+        rendering = state.in_flight()
+        lines = [f"  {e.video_id}: rendering {describe_rendering(e)}" for e in rendering[: self.MOST_LINES]]
+        if len(rendering) > self.MOST_LINES:
+            lines.append(f"  ... and {len(rendering) - self.MOST_LINES} more rendering")
+        # Clear the lines under the bar from the bottom up, then draw the bar and its lines.
+        clear = "\x1b[K\x1b[A" * self._lines
+        below = "".join(f"\n{line}" for line in lines)
+        self._stream.write(f"\r{clear}\r\x1b[Kbatch {state.batch_id} [{bar}] {state.status()}{below}")
         self._stream.flush()
+        self._lines = len(lines)
 
     def close(self, state: BatchState) -> None:
         self.update(state, force=True)
@@ -194,6 +237,12 @@ class LogLines:
         if not force and now - self._last < self._every:
             return
         self._last = now
+        for event in state.in_flight():
+            with request_context(
+                batchId=state.batch_id, videoId=event.video_id, progress=event.progress, eta=event.eta
+            ):
+                log.info("batch %s: %s rendering %s", state.batch_id, event.video_id,
+                         describe_rendering(event))  # fmt: skip
         with request_context(
             batchId=state.batch_id,
             done=state.done,
@@ -249,7 +298,8 @@ def follow(
         while not state.finished() and not timed_out:
             broker = open_broker()
             try:
-                with closing(broker.read_batch(batch_id)) as messages:
+                reading = broker.read_batch(batch_id, on_render_progress=state.add_render_progress)
+                with closing(reading) as messages:
                     for message in messages:
                         if message is not None:
                             state.add(message)

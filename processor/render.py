@@ -11,17 +11,18 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 from processor.contract import GourceOptions
 from processor.errors import RenderFailed, RenderTimeout
-from processor.fonts import blank_characters
+from processor.fonts import blank_characters, font_for
 from processor.pacing import Pace, choose, video_times
-from processor.presentation import Presentation, present, shown_names
+from processor.presentation import Presentation, present, shown_names, shown_text
 from processor.procs import kill_group, spawn
+from processor.render_progress import PROGRESS_FILE, FrameCount, ProgressFile
 from processor.settings import ProcessorSettings, parse_resolution
 from processor.timeline import Selection, Timeline
 
@@ -48,6 +49,7 @@ class RenderPlan:
     gource_args: list[str]
     options: GourceOptions = field(default_factory=GourceOptions)
     several: bool = False  # several repositories merged: their names label the top level
+    font_file: Path | None = None  # the operator's FONT_FILE, never the request's
     captions: bool = False
     caption_seconds: float = 0.0
     # What `fit` needs once the history is there.
@@ -105,10 +107,6 @@ def plan(
         "--disable-input",
         "--no-vsync",
     ]  # fmt: skip
-    if (
-        settings.font_file is not None
-    ):  # the operator's choice (or an installed CJK font), never the request's
-        args += ["--font-file", str(settings.font_file)]
     valued = [
         ("--elasticity", options.elasticity),
         # A value is always its own argv element: a title like "--logo x" stays text.
@@ -136,6 +134,7 @@ def plan(
         args,
         options,
         several,
+        settings.font_file,
         captions,
         caption_seconds,
         requested,
@@ -165,10 +164,11 @@ class Fitted:
     pace: Pace
     presentation: Presentation
     named: set[int] | None  # authors who keep their names (None: all)
+    font: Path | None  # None: gource's own
 
 
-def fit(render_plan: RenderPlan, timeline: Timeline, *, captions: int = 0) -> Fitted:
-    """Fit the pace (unless the request set one) and the presentation to `timeline`.
+def fit(render_plan: RenderPlan, timeline: Timeline, *, captions: Sequence[str] = ()) -> Fitted:
+    """Fit the pace (unless the request set one), the presentation and the font to `timeline`.
 
     With `captions` to show, the history ends a caption's time before the video does, so
     the last one (a release tag on the last commit, the usual place) stays its whole time.
@@ -195,13 +195,17 @@ def fit(render_plan: RenderPlan, timeline: Timeline, *, captions: int = 0) -> Fi
         several=render_plan.several,
     )
     args += presentation.args()
+    font = font_for(shown_text(timeline, presentation, named, [*captions, render_plan.options.title or ""]),
+                    render_plan.font_file)  # fmt: skip
+    if font is not None:
+        args += ["--font-file", str(font)]
     plan_with = replace(render_plan, gource_args=[*render_plan.gource_args, *args])
-    return Fitted(plan_with, pace, presentation, named)
+    return Fitted(plan_with, pace, presentation, named, font)
 
 
-def write_log(timeline: Timeline, fitted: Fitted, log: Path, font: Path | None) -> int:
+def write_log(timeline: Timeline, fitted: Fitted, log: Path) -> int:
     """The log gource reads: the timeline with the presentation's names and file cap. Lines written."""
-    names = shown_names(timeline, fitted.named, blank_characters(font))
+    names = shown_names(timeline, fitted.named, blank_characters(fitted.font))
     return timeline.write(log, names.__getitem__, fitted.presentation.max_files)
 
 
@@ -235,10 +239,14 @@ def render(
     cancelled: Callable[[], bool] = lambda: False,
     *,
     caption_file: Path | None = None,
+    frames: FrameCount | None = None,
+    total_frames: int | None = None,
 ) -> VideoInfo:
     """Render `log_path` into `output` within RENDER_TIMEOUT; check the result with ffprobe.
 
     `caption_file` is the processor's own (processor/captions.py), never a request's.
+    `frames`, when given, learns how many frames ffmpeg has encoded, as it goes, of
+    `total_frames` (the cost estimate's: a short history ends before the length).
     """
     xvfb, display = _start_display(render_plan.width, render_plan.height)
     group = xvfb.pid
@@ -250,6 +258,7 @@ def render(
         "LANG": "C.UTF-8",
     }
     errors = output.parent / "render.err"
+    report = ProgressFile(output.parent / PROGRESS_FILE)
     deadline = time.monotonic() + settings.render_timeout
     argv = ["gource", "--log-format", "custom", *render_plan.gource_args]
     if caption_file is not None:
@@ -267,6 +276,7 @@ def render(
             ffmpeg = spawn(
                 [
                     "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                    "-progress", report.path.name,
                     "-f", "image2pipe", "-vcodec", "ppm", "-framerate", str(render_plan.framerate),
                     "-i", "-",
                     "-vcodec", settings.ffmpeg_codec, "-preset", settings.ffmpeg_preset,
@@ -279,11 +289,15 @@ def render(
             )  # fmt: skip
             started.append(ffmpeg)
             gource.stdout.close()  # ffmpeg holds the only reader now
+            if frames is not None:
+                frames.start(total_frames or round(render_plan.framerate * render_plan.seconds))
             while ffmpeg.poll() is None:
                 if cancelled():
                     raise RenderFailed("render stopped: the processor is shutting down")
                 if time.monotonic() > deadline:
                     raise RenderTimeout(f"render exceeded RENDER_TIMEOUT={settings.render_timeout:g} s")
+                if frames is not None:
+                    frames.update(report.read())
                 time.sleep(0.1)
             # ffmpeg's -t is the hard length ceiling; gource ignores the closed pipe and
             # would go on drawing, so whatever it still does is of no use now.
@@ -295,6 +309,9 @@ def render(
     if (gource_code not in (None, 0)) or ffmpeg.returncode != 0:
         detail = errors.read_bytes()[-800:].decode(errors="replace").strip()
         raise RenderFailed(f"gource exited {gource_code}, ffmpeg exited {ffmpeg.returncode}: {detail}")
+    if frames is not None:
+        frames.update(report.read())
+        frames.finish()
     return probe(output, render_plan)
 
 

@@ -23,7 +23,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from processor.errors import EXIT_CONFIGURATION
-from processor.fonts import cjk_font
 
 RESOLUTION = re.compile(r"^-?(\d{2,5})x(\d{2,5})$")
 FRAMERATES = (25, 30, 60)
@@ -287,10 +286,10 @@ class ProcessorSettings(BrokerSettings):
     )
     max_seconds_per_day: float = Field(10.0, gt=0, description="Ceiling on --seconds-per-day.")
     font_file: Path | None = Field(
-        default_factory=cjk_font,
+        None,
         description=(
-            "Font gource draws text with (default: an installed font with CJK glyphs, such as "
-            "fonts-wqy-zenhei's, so names in any script are drawn; else gource's own)."
+            "Font gource draws text with; unset: gource's own, or an installed font with CJK glyphs "
+            "(fonts-wqy-zenhei) for a video whose names, title or captions need one."
         ),
     )
     exclude: Annotated[tuple[str, ...], NoDecode] = Field(

@@ -97,6 +97,11 @@ class Topology:
         return f"{self.base}.batch.{batch_id}"
 
     @property
+    def render_progress_exchange(self) -> str:
+        """Fanout exchange of progress events of renders in flight; never of final results."""
+        return f"{self.base}.progress"
+
+    @property
     def retry_exchange(self) -> str:
         return f"{self.base}.retry"
 
@@ -200,6 +205,8 @@ class Topology:
         # exchange ignores it, the batch exchange behind it routes on it.
         channel.exchange_declare(self.batch_exchange, exchange_type="direct", durable=True)
         channel.exchange_bind(self.batch_exchange, self.results_exchange)
+        # No queue of ours: progress is for whoever is looking now (README: progress events).
+        channel.exchange_declare(self.render_progress_exchange, exchange_type="fanout", durable=True)
         if self.retry_delays:
             channel.exchange_declare(self.retry_exchange, exchange_type="headers", durable=True)
             for priority in PRIORITIES:

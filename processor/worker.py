@@ -23,6 +23,7 @@ from types import FrameType
 from processor import metrics, procs
 from processor.broker import Broker, Delivery
 from processor.contract import (
+    RenderProgressEvent,
     RenderRequest,
     ResultEvent,
     State,
@@ -46,6 +47,7 @@ from processor.errors import (
 )
 from processor.job import Produced, produce
 from processor.logs import request_context
+from processor.render_progress import FrameCount, Frames, Reporter, Throttle
 from processor.settings import ProcessorSettings, redact
 from processor.storage import open_storage
 
@@ -80,6 +82,7 @@ class Processor:
         self._stop = threading.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
         self._host = socket.gethostname()
+        self._progress_throttle = Throttle()
 
     # lifecycle -----------------------------------------------------------------------------
     def request_stop(self, signum: int, _frame: FrameType | None = None) -> None:
@@ -192,17 +195,26 @@ class Processor:
 
     def _settle(self, broker: Broker, delivery: Delivery, request: RenderRequest, received: datetime) -> None:
         context = contextvars.copy_context()
+        frames = FrameCount()
         future = self._executor.submit(
-            context.run, produce, request, self.settings, self.storage, self._stop.is_set
+            context.run, produce, request, self.settings, self.storage, self._stop.is_set, frames
+        )
+        reporter = Reporter(
+            frames,
+            request.video_id,
+            self._progress_throttle,
+            lambda reading: self._announce_progress(broker, request, delivery, reading),
         )
         try:
-            broker.wait_for(future, stop=self._stop.is_set)
+            broker.wait_for(future, stop=self._stop.is_set, every_tick=reporter.tick)
         except BrokerUnavailable:
             # The broker returns the request to its queue; let the job finish (its video is
             # then found by fingerprint on redelivery) before reconnecting.
             log.warning("lost the broker while rendering; the request will be redelivered")
             self._finish(future)
             raise
+        finally:
+            reporter.close()
         if self._stop.is_set():
             self._finish(future)
         try:
@@ -220,6 +232,27 @@ class Processor:
             self._retry_or_fail(broker, delivery, request, exc, received)
         else:
             self._succeed(broker, delivery, request, produced, received)
+
+    def _announce_progress(
+        self, broker: Broker, request: RenderRequest, delivery: Delivery, reading: Frames
+    ) -> None:
+        """A progress event; failing to publish one changes nothing about the render."""
+        event = RenderProgressEvent(
+            video_id=request.video_id,
+            batch_id=request.batch_id,
+            progress=round(reading.progress, 4),
+            eta=None if reading.eta is None else round(reading.eta, 1),
+            frames_done=reading.done,
+            frames_total=reading.total,
+            attempt=delivery.attempt,
+            processor=self._host,
+            at=datetime.now(UTC),
+        )
+        try:
+            broker.publish_render_progress(event.to_wire(), request.batch_id)
+        except GourceBatchError as exc:
+            # A lost connection is noticed by the wait around the render, as ever.
+            log.warning("could not publish a progress event: %s", exc)
 
     def _finish(self, future: Future[Produced]) -> None:
         """Wait up to SHUTDOWN_GRACE for the job (it sees the stop flag); then kill its children."""
@@ -249,7 +282,11 @@ class Processor:
         event.poster_url, event.poster_http_url = produced.poster_url, produced.poster_http_url
         event.playlist_url, event.playlist_http_url = produced.playlist_url, produced.playlist_http_url
         event.timings, event.video, event.pace = produced.timings, produced.video, produced.pace
-        event.presentation, event.excluded, event.cost = produced.presentation, produced.excluded, produced.cost
+        event.presentation, event.excluded, event.cost = (
+            produced.presentation,
+            produced.excluded,
+            produced.cost,
+        )
         event.repositories = produced.repositories
         broker.publish_result(event.to_wire(), event.batch_id)
         broker.ack(delivery)

@@ -139,7 +139,8 @@ def cleanup(base: str) -> None:
     for queue in [*topology.work_queues, topology.dead_queue, topology.results_queue, *topology.marker_queues,
                   *(topology.delay_queue(d) for d in topology.retry_delays)]:  # fmt: skip
         channel.queue_delete(queue)
-    for exchange in (topology.results_exchange, topology.batch_exchange, topology.retry_exchange):
+    for exchange in (topology.results_exchange, topology.batch_exchange, topology.retry_exchange,
+                     topology.render_progress_exchange):  # fmt: skip
         channel.exchange_delete(exchange)
     connection.close()
 

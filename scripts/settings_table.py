@@ -22,7 +22,7 @@ def rows(settings_class: type[_Settings], skip: set[str]) -> str:
             continue
         default = field.default
         if field.default_factory is not None:
-            default = {"output_url": "file://$PWD/videos", "font_file": "(an installed CJK font)"}[name]
+            default = "file://$PWD/videos"
         elif isinstance(default, tuple) and not default:
             default = "(none)"
         elif isinstance(default, frozenset):

@@ -333,6 +333,7 @@ class Pipeline:
             channel.exchange_delete(f"{self.base}.results")
             channel.exchange_delete(f"{self.base}.results.batch")
             channel.exchange_delete(f"{self.base}.retry")
+            channel.exchange_delete(f"{self.base}.progress")
 
 
 class _channel:  # noqa: N801 - used as a context manager, reads like `with channel`

@@ -251,7 +251,7 @@ def test_three_repositories_one_out_of_range_and_two_of_one_name_make_one_video(
         ("web", 10), ("web-2", 10), ("legacy", 2),
     ]  # fmt: skip
     video = pipeline.download("videos/acme-2024.mp4")
-    seen = read_frames(video, [2, 3, 4, 5, 6, 7], tmp_path)
+    seen = read_frames(video, [1.5, 2, 2.5, 3, 3.5, 4, 5, 6, 7], tmp_path)
     assert "Ada Lovelace" in seen, seen
     assert "Grace Hopper" in seen, seen
     assert "Ken Thompson" not in seen  # its history is before --start-date: in the event, not the video

@@ -82,7 +82,9 @@ def test_a_render_longer_than_the_heartbeat_keeps_its_connection(
 
     # A 1 s heartbeat: since gource draws each frame once, this render takes about 5 s.
     heartbeat = 1
-    assert pipeline.process(AMQP_URL=f"{pipeline.amqp_url}?heartbeat={heartbeat}", MAX_VIDEO_SECONDS=12) == [0]
+    assert pipeline.process(AMQP_URL=f"{pipeline.amqp_url}?heartbeat={heartbeat}", MAX_VIDEO_SECONDS=12) == [
+        0
+    ]
 
     [event] = pipeline.results()
     assert (event["state"], event["attempts"]) == ("succeeded", 1)

@@ -24,7 +24,14 @@ START = int(datetime(2008, 1, 1, tzinfo=UTC).timestamp())
 
 
 def history(
-    tmp_path: Path, commits: int, authors: int, files: int, years: float, *, repositories: int = 0, seed: int = 1
+    tmp_path: Path,
+    commits: int,
+    authors: int,
+    files: int,
+    years: float,
+    *,
+    repositories: int = 0,
+    seed: int = 1,
 ) -> Timeline:
     """A custom-format history: commits spread over `years`, Zipf-like authors, files in a tree."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible shape, not a secret
@@ -118,9 +125,9 @@ def test_the_request_overrides_every_fitted_choice(giant: Timeline) -> None:
 
     assert shown.hide == ("date",)
     assert args[args.index("--hide") + 1] == "mouse,progress,date"
-    for flag, value in (("--max-files", "123"), ("--file-idle-time", "7"), ("--filename-time", "3"),
-                        ("--user-scale", "2"), ("--camera-mode", "track"), ("--bloom-multiplier", "1.5")):  # fmt: skip
-        assert args[args.index(flag) + 1] == value
+    chosen = {"--max-files": "123", "--file-idle-time": "7", "--filename-time": "3", "--user-scale": "2",
+              "--camera-mode": "track", "--bloom-multiplier": "1.5"}  # fmt: skip
+    assert {flag: args[args.index(flag) + 1] for flag in chosen} == chosen
     assert set(shown.requested) >= {"hide", "max_files", "file_idle_time", "camera_mode"}
 
 
@@ -138,7 +145,9 @@ def test_hiding_user_names_needs_no_nameless_authors(giant: Timeline) -> None:
         (Path("/usr/share/fonts/truetype/freefont/FreeSans.ttf"), "\u00a0"),
     ],
 )
-def test_nameless_authors_are_named_with_characters_their_font_draws_as_nothing(font: Path, blank: str) -> None:
+def test_nameless_authors_are_named_with_characters_their_font_draws_as_nothing(
+    font: Path, blank: str
+) -> None:
     if not font.is_file():
         pytest.skip(f"{font} is not installed")
 

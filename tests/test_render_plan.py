@@ -77,18 +77,24 @@ def test_the_operator_can_give_gource_a_font_with_cjk_glyphs(tmp_path: Path) -> 
     font = tmp_path / "font.ttf"
     font.write_bytes(b"not really a font, but a file")
 
-    rendered = plan(options(), ProcessorSettings(font_file=font))
+    rendered = fitted(plan(options(), ProcessorSettings(font_file=font)), git_log(tmp_path, 1, 2)).plan
 
     assert flag(rendered.gource_args, "--font-file") == str(font)
-    assert "--font-file" not in plan(options(), ProcessorSettings(font_file=None)).gource_args
 
 
-def test_without_a_font_file_the_processor_draws_with_an_installed_font_with_cjk_glyphs() -> None:
-    font = ProcessorSettings().font_file
+def test_names_in_any_script_are_drawn_with_a_font_that_has_their_glyphs(tmp_path: Path) -> None:
+    log = tmp_path / "git.log"
+    log.write_text("user:李小龍\n1704067200\n:000000 100644 0 1 A\tREADME\n", encoding="utf-8")
+    latin = fitted(plan(options(), ProcessorSettings()), git_log(tmp_path, 1, 2))
 
-    assert font is not None, "no font with CJK glyphs installed (Debian: fonts-wqy-zenhei)"
-    assert covered(font, CJK_PROBES) == set(CJK_PROBES)
-    assert flag(plan(options(), ProcessorSettings()).gource_args, "--font-file") == str(font)
+    cjk = fitted(plan(options(), ProcessorSettings()), log)
+
+    assert "--font-file" not in latin.plan.gource_args  # gource's own font draws Latin text best
+    assert cjk.font is not None, "no font with CJK glyphs installed (Debian: fonts-wqy-zenhei)"
+    assert covered(cjk.font, CJK_PROBES) == set(CJK_PROBES)
+    assert flag(cjk.plan.gource_args, "--font-file") == str(cjk.font)
+    title = fitted(plan(options(**{"--title": "東京 2024"}), ProcessorSettings()), git_log(tmp_path, 1, 2))
+    assert title.font == cjk.font
 
 
 def test_a_missing_font_file_is_a_configuration_error() -> None:

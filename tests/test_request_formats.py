@@ -218,7 +218,8 @@ def test_the_production_example_in_the_readme_is_the_one_accepted_here() -> None
 PRESENTATION_SPELLINGS = [
     # The draft's gource flag names, the snake_case twin, the production backend's camelCase.
     {"gource": {"--hide": "filenames,usernames", "--max-files": 500, "--file-idle-time": 30,
-                "--filename-time": 2.5, "--user-scale": 0.5, "--camera-mode": "track", "--file-extensions": True}},
+                "--filename-time": 2.5, "--user-scale": 0.5, "--camera-mode": "track",
+                "--file-extensions": True}},
     {"gource": {"hide": ["usernames", "filenames"], "max_files": 500, "file_idle_time": 30,
                 "filename_time": 2.5, "user_scale": 0.5, "camera_mode": "track", "file_extensions": True}},
     {"renderOptions": {"hide": "Filenames, usernames", "maxFiles": 500, "fileIdleTime": 30,

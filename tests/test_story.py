@@ -141,7 +141,7 @@ def test_a_custom_format_log_is_paced_and_rendered_like_a_git_one(tmp_path: Path
     options = GourceOptions.model_validate({"resolution": "320x240", "--stop-at-time": 4})
     timeline = prepare(log, "custom")
     fitted = fit(plan(options, settings, several=True), timeline)
-    write_log(timeline, fitted, tmp_path / "story.log", settings.font_file)
+    write_log(timeline, fitted, tmp_path / "story.log")
 
     info = render_log(tmp_path / "story.log", fitted.plan, tmp_path / "video.mp4", settings)
 
