@@ -42,8 +42,9 @@ from support import S3_CREDENTIALS, frame_date, free_port, make_long_repo, make_
 
 from processor.contract import GourceOptions
 from processor.git import LOG_ARGS
-from processor.render import fit, output_args, plan, poster, render
+from processor.render import fit, output_args, plan, poster, render, write_log
 from processor.settings import ProcessorSettings
+from processor.timeline import prepare
 from processor.topology import Topology
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
@@ -142,21 +143,23 @@ def bench_render(work: Path, seconds: int, resolution: str, framerate: int) -> N
     settings = ProcessorSettings(
         git_allowed_protocols="file", video_seconds=seconds, max_video_seconds=seconds
     )
-    render_plan = plan(GourceOptions.model_validate(options), settings)
-
-    # By hand: git log, then gource | ffmpeg on a display, as the processor does it.
+    # By hand: git log, then gource | ffmpeg on a display with the options the processor chooses.
     hand = work / "hand"
     hand.mkdir()
     started = time.perf_counter()
-    with (hand / "gource.log").open("wb") as log:
+    with (hand / "git.log").open("wb") as log:
         subprocess.run(["git", "-C", str(repo), *LOG_ARGS], stdout=log, check=True)
+    timeline = prepare(hand / "git.log", "git")
+    fitted = fit(plan(GourceOptions.model_validate(options), settings), timeline)
+    write_log(timeline, fitted, hand / "gource.log")
+    render_plan = fitted.plan
     display = f":{free_port() % 1000 + 100}"
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{render_plan.width}x{render_plan.height}x24",
                              "-nolisten", "tcp"])  # fmt: skip
     time.sleep(1)  # not counted below: the processor's Xvfb start is inside its own time
     xvfb_wait = 1.0
     gource = subprocess.Popen(
-        ["gource", "--log-format", "git", *render_plan.gource_args, "-o", "-", str(hand / "gource.log")],
+        ["gource", "--log-format", "custom", *render_plan.gource_args, "-o", "-", str(hand / "gource.log")],
         stdout=subprocess.PIPE, env={**os.environ, "DISPLAY": display},
     )  # fmt: skip
     assert gource.stdout is not None
@@ -341,10 +344,13 @@ def bench_story(work: Path, seconds: int, resolution: str, framerate: int, keep_
         folder = work / output_format
         folder.mkdir()
         started = time.perf_counter()
-        paced, pace = fit(plan(options, settings), log)
+        timeline = prepare(log, "git")
+        fitted = fit(plan(options, settings), timeline)
+        write_log(timeline, fitted, folder / "story.log")
+        pace = fitted.pace
         timed[f"pace {output_format}"] = time.perf_counter() - started
         started, used = time.perf_counter(), children_cpu()
-        info = render(log, paced, folder / "video.mp4", settings)
+        info = render(folder / "story.log", fitted.plan, folder / "video.mp4", settings)
         timed[output_format] = time.perf_counter() - started
         cpu[output_format] = children_cpu() - used
     started, used = time.perf_counter(), children_cpu()
