@@ -65,8 +65,8 @@ def test_a_render_predicted_past_the_limit_is_refused_naming_what_would_fit(tmp_
 def test_a_request_that_cannot_finish_in_time_fails_at_once_and_is_not_retried(
     pipeline: Pipeline, long_repo: Path
 ) -> None:
-    request = {"type": "gource", "repoURL": long_repo.as_uri(), "videoId": "too-long",
-               "gource": {"resolution": "1920x1080", "--stop-at-time": 300, "--output-framerate": 60}}  # fmt: skip
+    heavy = {"resolution": "1920x1080", "--stop-at-time": 300, "--output-framerate": 60}
+    request = {"type": "gource", "repoURL": long_repo.as_uri(), "videoId": "too-long", "gource": heavy}
     assert pipeline.load("--file", "-", stdin=json.dumps(request)).returncode == 0
 
     started = time.monotonic()
