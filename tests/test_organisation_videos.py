@@ -289,6 +289,31 @@ def test_the_loader_sends_a_repository_list_as_one_video_with_its_release_tags_a
 
 
 @pytest.mark.slow
+def test_a_release_tagged_on_the_last_commit_stays_on_screen_for_its_whole_caption_time(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    days = [f"2024-{m:02d}-{d:02d}" for m in range(1, 13) for d in (3, 17)]
+    repo = make_repo(tmp_path / "app", ["Ada Lovelace", "Grace Hopper"], days, {"v9.9": len(days) - 1})
+    request = {"type": "gource", "repoURL": repo.as_uri(), "videoId": "release", "captions": "tags",
+               "gource": {"resolution": "640x480", "--stop-at-time": 20}}  # fmt: skip
+    assert pipeline.load("--file", "-", stdin=json.dumps(request)).returncode == 0
+
+    assert pipeline.process(MAX_VIDEO_SECONDS=20) == [0]
+
+    [event] = pipeline.results()
+    assert event["state"] == "succeeded", event
+    # A 20 s video shows a caption for 2 s (fading in and out over 0.67 s each): the history
+    # ends 2.5 s before the video does, so the latest release gets its whole time on screen
+    # instead of a frame or two of its fade-in before the end.
+    released = event["pace"]["playSeconds"]
+    assert 17 <= released <= 17.6
+    assert event["video"]["duration"] >= released + 2
+    video = pipeline.download("videos/release.mp4")
+    for at in (released + 0.8, released + 1.2):  # fully drawn in the middle of its time
+        assert "v9.9" in read_frames(video, [at], tmp_path), at
+
+
+@pytest.mark.slow
 def test_a_repository_that_fails_fails_the_video_and_names_itself(pipeline: Pipeline, tmp_path: Path) -> None:
     small = make_repo(tmp_path / "small", ["Ada Lovelace"], january(1, 2))
     big = make_repo(tmp_path / "big", ["Grace Hopper"], january(*range(1, 29)))
