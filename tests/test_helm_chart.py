@@ -8,6 +8,7 @@ validated against those schemas in strict mode.
 
 from __future__ import annotations
 
+import base64
 import functools
 import ipaddress
 import json
@@ -395,6 +396,10 @@ def test_the_dev_example_bundles_a_broker_whose_timeout_outlasts_a_render() -> N
     assert timeout_ms / 1000 > float(config["data"]["RENDER_TIMEOUT"])
     (secret,) = find(objects, "Secret")
     assert set(secret["data"]) == {"rabbitmq-username", "rabbitmq-password", "amqp-url"}
+    # Qualified by the namespace: KEDA's operator resolves it from its own namespace.
+    (service,) = (s for s in find(objects, "Service", "broker") if s["spec"].get("clusterIP") != "None")
+    url = base64.b64decode(secret["data"]["amqp-url"]).decode()
+    assert url.split("@", 1)[1] == f"{service['metadata']['name']}.{NAMESPACE}.svc:5672/%2F"
 
 
 def test_every_object_carries_the_standard_labels(values_file: Path | None) -> None:
