@@ -140,6 +140,14 @@ def test_custom_resources_are_only_rendered_when_asked_for_and_are_well_formed()
         kube_version(),
     )
     assert monitor["spec"]["podMetricsEndpoints"] == [{"port": "metrics", "interval": "30s"}]
+    # The defaults measured by tests/test_keda_e2e.py: every unfinished Job counts as a
+    # processor draining the queues, and an upgrade leaves running Jobs alone.
+    assert scaled["spec"]["scalingStrategy"] == {"strategy": "default", "multipleScalersCalculation": "sum"}
+    assert scaled["spec"]["rollout"] == {"strategy": "gradual"}
+    (accurate,) = find(
+        render(kp.CHART / "ci" / "keda-values.yaml", "keda.scalingStrategy=accurate"), "ScaledJob"
+    )
+    assert accurate["spec"]["scalingStrategy"]["pendingPodConditions"] == ["Ready", "PodScheduled"]
     # With KEDA the loader only publishes: no template, no Role, no token.
     assert not find(objects, "Role")
     assert not find(objects, "ConfigMap", "processor-template")
@@ -457,6 +465,8 @@ BAD_VALUES = {
     "an external broker without its secret": "broker.bundled.enabled=false",
     "a metrics port below 1024": "metrics.port=80",
     "an invalid cron expression": "schedule.cron=daily",
+    "a KEDA strategy that needs more settings": "keda.scalingStrategy=custom",
+    "a pod condition that does not exist": "keda.pendingPodConditions={Running}",
 }
 
 
