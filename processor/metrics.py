@@ -24,12 +24,14 @@ The render histogram is the whole pipeline.
 
 Batch processors are short-lived, so a scrape may miss the last renders: with
 PUSHGATEWAY_URL set, the final figures are pushed when the processor exits, grouped by
-`instance` (the host name) so parallel pods do not overwrite each other.
+`instance` (the host name: the pod's name) and `pid`, so neither parallel pods nor
+processors sharing a host overwrite each other's figures.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -137,10 +139,10 @@ def exposed(port: int, pushgateway_url: str | None) -> Iterator[None]:
 
 
 def push(url: str) -> None:
-    """The final figures to a Pushgateway, replacing this instance's previous push."""
-    instance = socket.gethostname()
+    """The final figures to a Pushgateway, in a group of this process's own."""
+    group = {"instance": socket.gethostname(), "pid": str(os.getpid())}
     try:
-        push_to_gateway(url, job=JOB, registry=REGISTRY, grouping_key={"instance": instance}, timeout=10)
-        log.info("pushed final metrics to %s (job=%s, instance=%s)", url, JOB, instance)
+        push_to_gateway(url, job=JOB, registry=REGISTRY, grouping_key=group, timeout=10)
+        log.info("pushed final metrics to %s (job=%s, instance=%s, pid=%s)", url, JOB, *group.values())
     except OSError as exc:
         log.warning("could not push metrics to %s: %s", url, exc)

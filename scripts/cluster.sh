@@ -5,6 +5,7 @@
 #   bash scripts/cluster.sh up          # build what is missing (cached), start the cluster
 #   bash scripts/cluster.sh kubeconfig  # print the path of the admin kubeconfig
 #   bash scripts/cluster.sh images      # (re)build the images from the Dockerfiles, import them
+#   bash scripts/cluster.sh keda        # KEDA's operator in the running cluster (built once, cached)
 #   bash scripts/cluster.sh down        # stop what `up` started, forget the cluster's state
 #
 # What it is: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
@@ -32,6 +33,7 @@ RUN="/run/gource-batch-cluster"
 
 K8S_VERSION="v1.33.13"      # newest v1.33 patch on the Go proxy (v1.35 kubelets refuse cgroup v1)
 COREDNS_VERSION="v1.12.0"   # the CoreDNS kubeadm v1.33 installs
+KEDA_VERSION="v2.21.0"      # KEDA's operator, for the ScaledJob e2e (scripts/e2e-keda.sh)
 DEBIAN_SUITE="bookworm"     # the base of every image: Python 3.11, as python:3.11-slim-bookworm
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -110,6 +112,24 @@ require github.com/coredns/coredns $COREDNS_VERSION" github.com/coredns/coredns
   touch "$BIN/.coredns-$COREDNS_VERSION"
 }
 
+# KEDA's operator, the one binary a ScaledJob needs (its metrics API server and admission
+# webhooks serve ScaledObjects and validation only). Like Kubernetes, its go.mod has a
+# replace that `go install pkg@version` refuses: carry it into a scratch module.
+build_keda() {
+  [[ -f "$BIN/.keda-$KEDA_VERSION" && -x "$BIN/keda-operator" ]] && return 0
+  log "building KEDA $KEDA_VERSION's operator from the Go module proxy (once)"
+  local replaces
+  replaces="$(curl -fsS "https://proxy.golang.org/github.com/kedacore/keda/v2/@v/$KEDA_VERSION.mod" \
+    | sed -n '/^replace (/,/^)/p; /^replace [^(]/p')"
+  go_build "$CACHE/src/keda" "module gource-batch-cluster/keda
+go 1.26.0
+require github.com/kedacore/keda/v2 $KEDA_VERSION
+$replaces" -ldflags "-s -w -X github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}" \
+    github.com/kedacore/keda/v2/cmd/operator
+  mv "$BIN/operator" "$BIN/keda-operator"
+  touch "$BIN/.keda-$KEDA_VERSION"
+}
+
 # The pod sandbox: a process that sleeps until it is told to stop (what registry.k8s.io/pause does).
 build_pause() {
   [[ -x "$BIN/pause" ]] && return 0
@@ -165,6 +185,7 @@ EOF
 
 BASE_IMAGE="localhost/gource-batch-base/python:3.11-$DEBIAN_SUITE"
 PAUSE_IMAGE="localhost/gource-batch-base/pause:$K8S_VERSION"
+KEDA_IMAGE="localhost/gource-batch-base/keda:$KEDA_VERSION"
 
 # buildah's image store (layers, the build cache) lives in the cache too.
 BUILDAH=(buildah --storage-driver vfs --root "$CACHE/buildah" --runroot "$RUN/buildah")
@@ -190,6 +211,17 @@ pause_image() {
   bah copy "$c" "$BIN/pause" /pause
   bah config --entrypoint '["/pause"]' --user 65535:65535 "$c"
   bah commit -q "$c" "$PAUSE_IMAGE" >/dev/null
+  bah rm "$c" >/dev/null
+}
+
+# What KEDA's own image (distroless static, nonroot) holds: the binary and CA certificates.
+keda_image() {
+  bah inspect --type image "$KEDA_IMAGE" >/dev/null 2>&1 && return 0
+  local c; c="$(bah from scratch)"
+  bah copy "$c" "$BIN/keda-operator" /keda
+  bah copy "$c" /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+  bah config --entrypoint '["/keda"]' --user 65532:65532 "$c"
+  bah commit -q "$c" "$KEDA_IMAGE" >/dev/null
   bah rm "$c" >/dev/null
 }
 
@@ -528,6 +560,51 @@ up() {
   log "cluster up in $((SECONDS - t0)) s: export KUBECONFIG=$KUBECONFIG_FILE (kubectl: $BIN/kubectl)"
 }
 
+# KEDA's operator as KEDA deploys it: its CRDs, namespace, RBAC, ServiceAccount and
+# Deployment from the module's config/ (kustomize), with the locally built image. Left
+# out: the metrics API server (ScaledObjects only) and the admission webhooks, so the
+# operator is told not to patch their objects.
+keda() {
+  [[ $EUID == 0 ]] || die "run as root"
+  running kube-apiserver || die "the cluster is not up: bash scripts/cluster.sh up"
+  local t0=$SECONDS
+  build_keda
+  keda_image
+  ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q "name==$KEDA_IMAGE" | grep -q . \
+    || import_image "$KEDA_IMAGE"
+  # KEDA's manifests: config/ of the same module, from the module cache.
+  local config
+  command -v go >/dev/null || PATH="$PATH:/usr/local/go/bin"
+  config="$(go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')/config"
+  mkdir -p "$STATE/keda"
+  config="$(realpath --relative-to="$STATE/keda" "$config")"  # kustomize refuses absolute paths
+  put "$STATE/keda/kustomization.yaml" <<EOF2
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - $config/crd
+  - $config/general
+  - $config/rbac
+  - $config/service_account
+  - $config/manager
+images:
+  - name: ghcr.io/kedacore/keda
+    newName: ${KEDA_IMAGE%:*}
+    newTag: $KEDA_VERSION
+patches:
+  - target: {kind: Deployment, name: keda-operator}
+    patch: |-
+      - {op: replace, path: /spec/template/spec/containers/0/imagePullPolicy, value: IfNotPresent}
+      - {op: add, path: /spec/template/spec/containers/0/args/-, value: --enable-webhook-patching=false}
+      - {op: add, path: /spec/template/spec/containers/0/args/-, value: --enable-apiservice-patching=false}
+EOF2
+  # The CRDs are too big for a client-side apply's last-applied annotation.
+  kc apply --server-side --force-conflicts -k "$STATE/keda" >/dev/null
+  kc -n keda rollout status deployment/keda-operator --timeout=300s >&2
+  log "KEDA $KEDA_VERSION's operator is running in namespace keda ($((SECONDS - t0)) s)"
+}
+
 # stop NAME: SIGTERM the daemon of that PID file, then SIGKILL after 15 s.
 stop() {
   local pid
@@ -583,7 +660,8 @@ main() {
     down) down ;;
     kubeconfig) echo "$KUBECONFIG_FILE" ;;
     images) build_images "${2:-all}" ;;
-    *) echo "usage: $0 up|down|kubeconfig|images [NAME|all]" >&2; exit 2 ;;
+    keda) keda ;;
+    *) echo "usage: $0 up|down|kubeconfig|images [NAME|all]|keda" >&2; exit 2 ;;
   esac
 }
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Install everything gource-batch needs on a fresh Debian/Ubuntu machine and make sure a
 # RabbitMQ broker answers on localhost. Safe to run again: each step checks first.
-#   apt: rabbitmq-server gource ffmpeg xvfb git fonts-wqy-zenhei (CJK glyphs) tesseract-ocr (tests read gource's date)   python: this project with its dev extras
+#   apt: rabbitmq-server gource ffmpeg xvfb git fonts-wqy-zenhei (CJK glyphs) tesseract-ocr (tests read gource's date)
+#        prometheus prometheus-pushgateway (tests/test_prometheus.py runs the dashboard against them)
+#   python: this project with its dev extras
 #   helm: pinned, built with `go install` (scripts/install-helm.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 sudo_if_needed() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
-packages=(rabbitmq-server gource ffmpeg xvfb git fonts-wqy-zenhei tesseract-ocr)
+packages=(rabbitmq-server gource ffmpeg xvfb git fonts-wqy-zenhei tesseract-ocr prometheus prometheus-pushgateway)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -18,6 +20,16 @@ if ((${#missing[@]})); then
   sudo_if_needed apt-get update -qq
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
+  # Debian starts Prometheus (:9090) and the Pushgateway (:9091) when it installs them; the
+  # tests start their own on free ports, so the system services only hold ports: stop them.
+  for service in prometheus prometheus-pushgateway; do
+    [[ " ${missing[*]} " == *" $service "* ]] || continue
+    if [[ -d /run/systemd/system ]]; then
+      sudo_if_needed systemctl disable --now "$service" >/dev/null 2>&1 || true
+    else
+      sudo_if_needed service "$service" stop >/dev/null 2>&1 || true
+    fi
+  done
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "as the 'root' user" || true

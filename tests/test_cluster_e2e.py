@@ -370,6 +370,20 @@ def test_2_helm_installs_dev_and_prod_values_upgrades_and_uninstalls(
                 "output": {"endpoint": "http://s3:9000"},
             },
         )
+        # Dev runs its batch on install; upgrade it while its processor Job renders.
+        assert finished("gource-batch-loader-r1", dev.ns, timeout=600) == "Complete"
+        dev_job = loader_launched(dev.ns, set())
+        uid = get("job", dev_job, dev.ns)["metadata"]["uid"]
+        assert condition(get("job", dev_job, dev.ns)) is None, "the processor Job finished before the upgrade"
+        helm(
+            "upgrade",
+            "gource-batch",
+            dev.ns,
+            "dev-values.yaml",
+            {"output": {"endpoint": "http://s3:9000"}, "loader": {"runOnInstall": False}},
+        )
+        assert get("job", dev_job, dev.ns)["metadata"]["uid"] == uid
+        # Prod only now: installing it first let dev's small batch finish before the check above.
         helm(
             "install",
             "gource-batch",
@@ -388,19 +402,6 @@ def test_2_helm_installs_dev_and_prod_values_upgrades_and_uninstalls(
                 "metrics": {"podMonitor": {"enabled": False}},
             },
         )
-        # Dev runs its batch on install; upgrade it while its processor Job renders.
-        assert finished("gource-batch-loader-r1", dev.ns, timeout=600) == "Complete"
-        dev_job = loader_launched(dev.ns, set())
-        uid = get("job", dev_job, dev.ns)["metadata"]["uid"]
-        assert condition(get("job", dev_job, dev.ns)) is None, "the processor Job finished before the upgrade"
-        helm(
-            "upgrade",
-            "gource-batch",
-            dev.ns,
-            "dev-values.yaml",
-            {"output": {"endpoint": "http://s3:9000"}, "loader": {"runOnInstall": False}},
-        )
-        assert get("job", dev_job, dev.ns)["metadata"]["uid"] == uid
         assert finished(dev_job, dev.ns) == "Complete"
         # Prod runs its batch on schedule (nightly): start the CronJob's Job now.
         kubectl("-n", prod.ns, "create", "job", "--from=cronjob/gource-batch", "prod-now")

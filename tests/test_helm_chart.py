@@ -8,6 +8,7 @@ validated against those schemas in strict mode.
 
 from __future__ import annotations
 
+import base64
 import functools
 import ipaddress
 import json
@@ -139,6 +140,14 @@ def test_custom_resources_are_only_rendered_when_asked_for_and_are_well_formed()
         kube_version(),
     )
     assert monitor["spec"]["podMetricsEndpoints"] == [{"port": "metrics", "interval": "30s"}]
+    # The defaults measured by tests/test_keda_e2e.py: every unfinished Job counts as a
+    # processor draining the queues, and an upgrade leaves running Jobs alone.
+    assert scaled["spec"]["scalingStrategy"] == {"strategy": "default", "multipleScalersCalculation": "sum"}
+    assert scaled["spec"]["rollout"] == {"strategy": "gradual"}
+    (accurate,) = find(
+        render(kp.CHART / "ci" / "keda-values.yaml", "keda.scalingStrategy=accurate"), "ScaledJob"
+    )
+    assert accurate["spec"]["scalingStrategy"]["pendingPodConditions"] == ["Ready", "PodScheduled"]
     # With KEDA the loader only publishes: no template, no Role, no token.
     assert not find(objects, "Role")
     assert not find(objects, "ConfigMap", "processor-template")
@@ -395,6 +404,10 @@ def test_the_dev_example_bundles_a_broker_whose_timeout_outlasts_a_render() -> N
     assert timeout_ms / 1000 > float(config["data"]["RENDER_TIMEOUT"])
     (secret,) = find(objects, "Secret")
     assert set(secret["data"]) == {"rabbitmq-username", "rabbitmq-password", "amqp-url"}
+    # Qualified by the namespace: KEDA's operator resolves it from its own namespace.
+    (service,) = (s for s in find(objects, "Service", "broker") if s["spec"].get("clusterIP") != "None")
+    url = base64.b64decode(secret["data"]["amqp-url"]).decode()
+    assert url.split("@", 1)[1] == f"{service['metadata']['name']}.{NAMESPACE}.svc:5672/%2F"
 
 
 def test_every_object_carries_the_standard_labels(values_file: Path | None) -> None:
@@ -452,6 +465,8 @@ BAD_VALUES = {
     "an external broker without its secret": "broker.bundled.enabled=false",
     "a metrics port below 1024": "metrics.port=80",
     "an invalid cron expression": "schedule.cron=daily",
+    "a KEDA strategy that needs more settings": "keda.scalingStrategy=custom",
+    "a pod condition that does not exist": "keda.pendingPodConditions={Running}",
 }
 
 

@@ -101,7 +101,7 @@ def test_metrics_are_served_while_rendering_and_the_final_figures_are_pushed_on_
 
     [(method, path, body)] = pushgateway.pushes
     assert method == "PUT"
-    assert path == f"/metrics/job/gource-batch-processor/instance/{socket.gethostname()}"
+    assert path == f"/metrics/job/gource-batch-processor/instance/{socket.gethostname()}/pid/{processor.pid}"
     pushed = samples(body)
     assert pushed['gource_batch_renders_total{outcome="succeeded"}'] == 1
     assert pushed["gource_batch_uploaded_bytes_total"] == size

@@ -94,6 +94,21 @@ def test_every_metric_the_dashboard_queries_is_one_the_processor_exports() -> No
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
 
 
+def test_the_dashboard_totals_read_the_pushgateway_and_everything_else_the_scrape() -> None:
+    """The pushed job is the processor's own constant; tests/test_prometheus.py runs the queries."""
+    dashboard = json.loads((CHART / "dashboards" / "gource-batch.json").read_text())
+    totals = {"Renders succeeded", "Renders failed", "Video uploaded"}
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            if panel["title"] in totals:
+                assert f'job="{metrics.JOB}"' in target["expr"], panel["title"]
+                assert "$job" not in target["expr"], panel["title"]
+                assert target["instant"], panel["title"]
+            else:
+                assert f'job=~"$job",job!="{metrics.JOB}"' in target["expr"], panel["title"]
+    assert {p["title"] for p in dashboard["panels"]} >= totals
+
+
 def test_the_chart_ships_the_dashboard_only_when_asked() -> None:
     helm = shutil.which("helm")
     if helm is None:

@@ -89,6 +89,15 @@ app.kubernetes.io/part-of: gource-batch
 {{- printf "%s-rabbitmq" (include "gource-batch.fullname" .) }}
 {{- end }}
 
+{{/*
+The bundled broker's host in its AMQP URL, qualified by the namespace: KEDA's operator
+reads the same URL (hostFromEnv) from a namespace of its own, where the short name
+does not resolve.
+*/}}
+{{- define "gource-batch.brokerAddress" -}}
+{{- printf "%s.%s.svc" (include "gource-batch.brokerHost" .) .Release.Namespace }}
+{{- end }}
+
 {{/* True (non-empty) when the chart has a batch of requests to load. */}}
 {{- define "gource-batch.hasRequests" -}}
 {{- if or .Values.requests.inline .Values.requests.existingConfigMap }}true{{ end }}
