@@ -12,6 +12,8 @@ import base64
 import functools
 import ipaddress
 import json
+import re
+import runpy
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -430,6 +432,83 @@ def test_keda_and_the_pod_monitor_are_off_by_default() -> None:
 def test_values_yaml_names_its_schema() -> None:
     first = (kp.CHART / "values.yaml").read_text().splitlines()[0]
     assert first == "# yaml-language-server: $schema=values.schema.json"
+
+
+def values_schema() -> dict[str, Any]:
+    """scripts/values_schema.py's functions: it writes values.schema.json."""
+    return runpy.run_path(str(kp.ROOT / "scripts" / "values_schema.py"))
+
+
+def test_the_values_schema_is_generated_from_values_yaml_and_its_shapes() -> None:
+    committed = (kp.CHART / "values.schema.json").read_text()
+    stale = "values.schema.json is stale: python scripts/values_schema.py"
+    assert committed == values_schema()["render"](), stale
+
+
+def test_every_value_and_every_shared_shape_has_a_description() -> None:
+    schema = json.loads((kp.CHART / "values.schema.json").read_text())
+    undescribed = [path for path, node in properties(schema, "") if "description" not in node]
+    assert undescribed == []
+
+
+def test_every_shared_shape_is_used_and_every_reference_names_one() -> None:
+    text = (kp.CHART / "values.schema.json").read_text()
+    used = set(re.findall(r'"\$ref": "#/\$defs/([^"]+)"', text))
+    assert used == set(json.loads(text)["$defs"])
+
+
+def test_no_shape_is_written_twice_in_the_schema() -> None:
+    shapes = [
+        json.dumps(without_descriptions(node), sort_keys=True)
+        for _, node in properties(json.loads((kp.CHART / "values.schema.json").read_text()), "")
+        if "properties" in node
+    ]
+    assert [s for s in set(shapes) if shapes.count(s) > 1] == []
+
+
+def properties(node: Any, path: str) -> list[tuple[str, dict[str, Any]]]:
+    """(path, schema) of every property in a schema, $defs and array items included (not conditions)."""
+    found = []
+    if isinstance(node, dict):
+        for key, child in node.items():
+            if key == "properties":
+                for name, prop in child.items():
+                    found += [(f"{path}.{name}", prop), *properties(prop, f"{path}.{name}")]
+            elif key not in ("if", "then"):
+                found += properties(child, f"{path}.{key}")
+    elif isinstance(node, list):
+        found += [pair for item in node for pair in properties(item, path)]
+    return found
+
+
+def without_descriptions(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: without_descriptions(v) for k, v in node.items() if k != "description"}
+    if isinstance(node, list):
+        return [without_descriptions(v) for v in node]
+    return node
+
+
+@pytest.mark.parametrize(
+    ("edit", "complaint"),
+    [
+        (("  # -- Seconds one clone may take (CLONE_TIMEOUT).\n", ""), "cloneTimeoutSeconds: no `# --`"),
+        (
+            ("      repository: rabbitmq\n", "      # -- Docker Hub.\n      repository: rabbitmq\n"),
+            "broker.bundled.image.repository: a `# --` description of",
+        ),
+        (("  # -- Fewest processors", "  # Fewest processors"), "loader.launch.minProcessors: no `# --`"),
+        (("nameOverride: ", "# -- Helm's own.\nglobal: {}\nnameOverride: "), "global: described both"),
+    ],
+    ids=["a value without one", "a field of a shared shape", "a plain note", "two homes"],
+)
+def test_the_schema_generator_refuses_a_value_without_exactly_one_description(
+    edit: tuple[str, str], complaint: str
+) -> None:
+    text = (kp.CHART / "values.yaml").read_text()
+    assert edit[0] in text
+    with pytest.raises(ValueError, match=re.escape(complaint)):
+        values_schema()["build"](text.replace(edit[0], edit[1], 1))
 
 
 def test_values_and_every_example_follow_the_schema_without_helm() -> None:
