@@ -47,6 +47,13 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Schema:
     return {"type": "integer", **{k: v for k, v in bounds.items() if v is not None}}
 
 
+def nullable(schema: Schema) -> Schema:
+    """Null allowed too: in a user's values, Helm takes null to remove the chart's default."""
+    if "enum" in schema:
+        return {**schema, "enum": [*schema["enum"], None]}
+    return {**schema, "type": [schema["type"], "null"]}
+
+
 def enum(*values: Any) -> Schema:
     return {"enum": list(values)}
 
@@ -81,6 +88,21 @@ _REPO_URLS = described(
     "The repositories merged into one video (git URLs).",
 )
 _ORGANISATION = "An organisation video: several repositories in one video."
+
+# Who a container's processes are: fields pod and container security contexts share.
+_PROCESS_IDENTITY: Schema = {
+    "runAsNonRoot": described(nullable(BOOLEAN), "Refuse to start a container whose user is root."),
+    "runAsUser": described(
+        nullable(integer(0)), "User id of the processes; null: the image's, or the one OpenShift assigns."
+    ),
+    "runAsGroup": described(
+        nullable(integer(0)), "Group id of the processes; null: the image's, or OpenShift's."
+    ),
+    "seccompProfile": ref("profile", "The seccomp profile (restricted: RuntimeDefault or Localhost)."),
+    "appArmorProfile": ref("profile", "The AppArmor profile."),
+    "seLinuxOptions": described(nullable({"type": "object"}), "SELinux user, role, type and level."),
+    "windowsOptions": described(nullable({"type": "object"}), "Windows-specific settings."),
+}
 
 DEFS: Schema = {
     "quantity": {
@@ -156,6 +178,111 @@ DEFS: Schema = {
         "type": "array",
         "items": {"type": "object", "required": ["name"]},
     },
+    "volumes": {
+        "description": "Volumes (Volume objects: a name and one source), added after the chart's own.",
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": described(
+                    {**string("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), "maxLength": 63},
+                    "The volume's name, unique in the pod (the chart's own names are refused).",
+                )
+            },
+        },
+    },
+    "volumeMounts": {
+        "description": "Where the container mounts volumes (VolumeMount objects).",
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["name", "mountPath"],
+            "properties": {
+                "name": described({"type": "string", "minLength": 1}, "The volume mounted."),
+                "mountPath": described(string("^/"), "Where: an absolute path in the container."),
+                "readOnly": described(BOOLEAN, "Mount it read-only."),
+            },
+        },
+    },
+    "podSecurityContext": nullable(
+        obj(
+            {
+                **_PROCESS_IDENTITY,
+                "fsGroup": described(
+                    nullable(integer(0)), "Group that owns the pod's volumes; null: none, or OpenShift's."
+                ),
+                "fsGroupChangePolicy": described(
+                    nullable(enum("OnRootMismatch", "Always")), "When the volumes' ownership is re-applied."
+                ),
+                "supplementalGroups": described(
+                    nullable({"type": "array", "items": integer(0)}), "More group ids of the processes."
+                ),
+                "supplementalGroupsPolicy": described(
+                    nullable(enum("Merge", "Strict")), "Whether the image's groups are added to those."
+                ),
+                "seLinuxChangePolicy": described(
+                    nullable(enum("MountOption", "Recursive")), "How volumes get the pod's SELinux label."
+                ),
+                "sysctls": described(
+                    nullable(
+                        {
+                            "type": "array",
+                            "items": obj(
+                                {
+                                    "name": described({"type": "string"}, "The sysctl."),
+                                    "value": described({"type": "string"}, "Its value."),
+                                },
+                                "name",
+                                "value",
+                            ),
+                        }
+                    ),
+                    "Namespaced kernel parameters of the pod.",
+                ),
+            },
+            description="A pod's security context (PodSecurityContext); null: none.",
+        )
+    ),
+    "containerSecurityContext": nullable(
+        obj(
+            {
+                **_PROCESS_IDENTITY,
+                "allowPrivilegeEscalation": described(
+                    nullable(BOOLEAN), "Whether a process may gain more privileges than its parent."
+                ),
+                "privileged": described(nullable(BOOLEAN), "Run as privileged (never, under restricted)."),
+                "readOnlyRootFilesystem": described(
+                    nullable(BOOLEAN), "Mount the image read-only; writes go to the emptyDir volumes."
+                ),
+                "capabilities": nullable(
+                    obj(
+                        {
+                            "add": described(
+                                {"type": "array", "items": {"type": "string"}}, "Capabilities added."
+                            ),
+                            "drop": described(
+                                {"type": "array", "items": {"type": "string"}}, "Capabilities dropped (ALL)."
+                            ),
+                        },
+                        description="Linux capabilities added and dropped.",
+                    )
+                ),
+                "procMount": described(nullable(enum("Default", "Unmasked")), "How /proc is mounted."),
+            },
+            description="A container's security context (SecurityContext); null: none.",
+        )
+    ),
+    "profile": nullable(
+        obj(
+            {
+                "type": described(enum("RuntimeDefault", "Localhost", "Unconfined"), "Which profile."),
+                "localhostProfile": described({"type": "string"}, "The node's profile, with type Localhost."),
+            },
+            "type",
+            description="A seccomp or AppArmor profile.",
+        )
+    ),
     "request": {
         "description": "A render request (SPEC.md wire format), in one of its spellings.",
         "anyOf": [
@@ -185,6 +312,15 @@ SCHEDULING: Schema = {
     "tolerations": ref("tolerations"),
     "affinity": ref("affinity"),
 }
+SECURITY: Schema = {
+    "podSecurityContext": ref("podSecurityContext"),
+    "containerSecurityContext": ref("containerSecurityContext"),
+}
+EXTRAS: Schema = {
+    "extraEnv": ref("env"),
+    "extraVolumes": ref("volumes"),
+    "extraVolumeMounts": ref("volumeMounts"),
+}
 
 VALUES: Schema = obj(
     {
@@ -212,6 +348,7 @@ VALUES: Schema = obj(
                         "managementUrl": string("^(|https?://.+)$"),
                         "migrate": BOOLEAN,
                         "backoffLimit": integer(0, 10),
+                        **SECURITY,
                     }
                 ),
                 "bundled": obj(
@@ -227,6 +364,7 @@ VALUES: Schema = obj(
                         ),
                         "resources": ref("resources"),
                         **SCHEDULING,
+                        **SECURITY,
                     },
                     "enabled",
                 ),
@@ -318,7 +456,8 @@ VALUES: Schema = obj(
                 "resources": ref("resources"),
                 "workDirSizeLimit": ref("quantity"),
                 "tmpSizeLimit": ref("quantity"),
-                "extraEnv": ref("env"),
+                **EXTRAS,
+                **SECURITY,
                 "podAnnotations": ref("stringMap"),
                 "podLabels": ref("stringMap"),
                 **SCHEDULING,
@@ -341,6 +480,8 @@ VALUES: Schema = obj(
                 "ttlSecondsAfterFinished": integer(0),
                 "resources": ref("resources"),
                 **SCHEDULING,
+                **EXTRAS,
+                **SECURITY,
                 "launch": obj(
                     {
                         "enabled": BOOLEAN,

@@ -163,6 +163,88 @@ def test_every_pod_meets_restricted_pod_security(values_file: Path | None) -> No
         assert kp.restricted_violations(pod) == [], label
 
 
+# The security contexts every pod had before they could be set from values: they stay the defaults.
+SECCOMP = {"seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_POD = {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001, **SECCOMP}
+BROKER_POD = RESTRICTED_POD | {
+    "runAsUser": 999,
+    "runAsGroup": 999,
+    "fsGroup": 999,
+    "fsGroupChangePolicy": "OnRootMismatch",
+}
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    **SECCOMP,
+}
+OPENSHIFT = kp.CHART / "ci" / "openshift-values.yaml"
+ASSIGNED_IDS = ("runAsUser", "runAsGroup", "fsGroup")
+
+
+def test_every_pod_keeps_its_restricted_security_contexts_and_openshift_assigns_the_ids(
+    values_file: Path | None,
+) -> None:
+    for label, pod in kp.all_pod_specs(render(values_file)):
+        broker = any(c["name"] == "rabbitmq" for c in pod["containers"])
+        expected = BROKER_POD if broker else RESTRICTED_POD
+        if values_file == OPENSHIFT:
+            expected = {k: v for k, v in expected.items() if k not in ASSIGNED_IDS}
+        assert pod["securityContext"] == expected, label
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
+            assert container["securityContext"] == RESTRICTED_CONTAINER, f"{label}: {container['name']}"
+
+
+def test_each_component_takes_its_security_contexts_from_its_values() -> None:
+    objects = render(
+        kp.CHART / "ci" / "scheduled-values.yaml",
+        "processor.podSecurityContext.runAsUser=2000",
+        "processor.containerSecurityContext.readOnlyRootFilesystem=false",
+        "loader.podSecurityContext=null",
+        "loader.containerSecurityContext=null",
+        "broker.setup.podSecurityContext.fsGroup=3000",
+        "broker.bundled.podSecurityContext.fsGroupChangePolicy=Always",
+    )
+    processors = kp.job_specs(objects, "processor")
+    loaders = kp.job_specs(objects, "loader")
+    assert len(processors) == 2  # the Job on install and the launcher's template
+    assert len(loaders) == 2  # the Job on install and the CronJob
+    for label, spec in processors:
+        pod = spec["template"]["spec"]
+        assert pod["securityContext"] == RESTRICTED_POD | {"runAsUser": 2000}, label
+        assert pod["containers"][0]["securityContext"] == RESTRICTED_CONTAINER | {
+            "readOnlyRootFilesystem": False
+        }
+    for label, spec in loaders:
+        pod = spec["template"]["spec"]
+        assert "securityContext" not in pod, label
+        assert "securityContext" not in pod["containers"][0], label
+    (setup,) = find(objects, "Job", "broker-setup")
+    assert setup["spec"]["template"]["spec"]["securityContext"] == RESTRICTED_POD | {"fsGroup": 3000}
+    (broker,) = find(objects, "StatefulSet", "broker")
+    assert broker["spec"]["template"]["spec"]["securityContext"] == BROKER_POD | {
+        "fsGroupChangePolicy": "Always"
+    }
+
+
+def test_extra_environment_and_volumes_reach_the_processors_and_the_loader() -> None:
+    path = kp.CHART / "ci" / "extra-volumes-values.yaml"
+    values = yaml.safe_load(path.read_text())
+    objects = render(path)
+    for component in ("processor", "loader"):
+        extra = values[component]
+        specs = kp.job_specs(objects, component)
+        assert len(specs) == 2, component
+        for label, spec in specs:
+            pod = spec["template"]["spec"]
+            (container,) = pod["containers"]
+            assert container["env"][0]["name"] == "AMQP_URL", label  # the chart's own come first
+            assert container["env"][-len(extra["extraEnv"]) :] == extra["extraEnv"], label
+            assert pod["volumes"][-len(extra["extraVolumes"]) :] == extra["extraVolumes"], label
+            assert container["volumeMounts"][-len(extra["extraVolumeMounts"]) :] == extra["extraVolumeMounts"]
+
+
 def test_every_container_has_cpu_and_memory_requests_and_limits(values_file: Path | None) -> None:
     for label, pod in kp.all_pod_specs(render(values_file)):
         assert kp.resource_violations(pod) == [], label
@@ -546,6 +628,11 @@ BAD_VALUES = {
     "an invalid cron expression": "schedule.cron=daily",
     "a KEDA strategy that needs more settings": "keda.scalingStrategy=custom",
     "a pod condition that does not exist": "keda.pendingPodConditions={Running}",
+    "a misspelt security context field": "processor.podSecurityContext.runAsUsr=1",
+    "a negative user id": "loader.podSecurityContext.runAsUser=-1",
+    "an unknown seccomp profile": "broker.bundled.containerSecurityContext.seccompProfile.type=Strict",
+    "a volume mount without a path": "loader.extraVolumeMounts[0].name=x",
+    "an extra volume without a name": "processor.extraVolumes[0].emptyDir.sizeLimit=1Gi",
 }
 
 
@@ -569,6 +656,10 @@ CONTRADICTIONS = {
         "consumerTimeoutMinutes must exceed render.timeoutSeconds",
     ),
     "a schedule without a batch": (("schedule.enabled=true",), "schedule.enabled needs a batch"),
+    "an extra volume named like one of the chart's": (
+        ("loader.extraVolumes[0].name=requests", "loader.extraVolumes[0].emptyDir.sizeLimit=1Gi"),
+        'loader.extraVolumes: "requests" is one of the chart\'s own volumes',
+    ),
 }
 
 

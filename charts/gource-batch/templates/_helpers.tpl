@@ -107,29 +107,6 @@ does not resolve.
 {{- default (printf "%s-requests" (include "gource-batch.fullname" .)) .Values.requests.existingConfigMap }}
 {{- end }}
 
-{{/*
-Security contexts: Pod Security "restricted" plus a read-only root filesystem.
-Not configurable on purpose.
-*/}}
-{{- define "gource-batch.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 10001
-runAsGroup: 10001
-fsGroup: 10001
-seccompProfile:
-  type: RuntimeDefault
-{{- end }}
-
-{{- define "gource-batch.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-capabilities:
-  drop: ["ALL"]
-seccompProfile:
-  type: RuntimeDefault
-{{- end }}
-
 {{/* Environment shared by loader and processors: broker settings and the AMQP URL. */}}
 {{- define "gource-batch.brokerEnv" -}}
 - name: AMQP_URL
@@ -189,8 +166,10 @@ template:
     imagePullSecrets:
       {{- toYaml . | nindent 6 }}
     {{- end }}
+    {{- with .Values.processor.podSecurityContext }}
     securityContext:
-      {{- include "gource-batch.podSecurityContext" . | nindent 6 }}
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
     containers:
       - name: processor
         image: {{ include "gource-batch.processorImage" . }}
@@ -221,8 +200,10 @@ template:
             containerPort: {{ .Values.metrics.port }}
         resources:
           {{- toYaml .Values.processor.resources | nindent 10 }}
+        {{- with .Values.processor.containerSecurityContext }}
         securityContext:
-          {{- include "gource-batch.containerSecurityContext" . | nindent 10 }}
+          {{- toYaml . | nindent 10 }}
+        {{- end }}
         volumeMounts:
           - name: tmp
             mountPath: /tmp
@@ -237,6 +218,9 @@ template:
           - name: ca
             mountPath: /etc/gource-batch/ca
             readOnly: true
+          {{- end }}
+          {{- with .Values.processor.extraVolumeMounts }}
+          {{- toYaml . | nindent 10 }}
           {{- end }}
     volumes:
       - name: tmp
@@ -267,6 +251,9 @@ template:
             - key: {{ .key }}
               path: {{ .key }}
       {{- end }}
+      {{- end }}
+      {{- with .Values.processor.extraVolumes }}
+      {{- toYaml . | nindent 6 }}
       {{- end }}
     {{- with .Values.processor.nodeSelector }}
     nodeSelector:
@@ -308,8 +295,10 @@ template:
     imagePullSecrets:
       {{- toYaml . | nindent 6 }}
     {{- end }}
+    {{- with $.Values.loader.podSecurityContext }}
     securityContext:
-      {{- include "gource-batch.podSecurityContext" $ | nindent 6 }}
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
     containers:
       - name: loader
         image: {{ include "gource-batch.loaderImage" $ }}
@@ -338,10 +327,15 @@ template:
               name: {{ include "gource-batch.fullname" $ }}-config
         env:
           {{- include "gource-batch.brokerEnv" $ | nindent 10 }}
+          {{- with $.Values.loader.extraEnv }}
+          {{- toYaml . | nindent 10 }}
+          {{- end }}
         resources:
           {{- toYaml $.Values.loader.resources | nindent 10 }}
+        {{- with $.Values.loader.containerSecurityContext }}
         securityContext:
-          {{- include "gource-batch.containerSecurityContext" $ | nindent 10 }}
+          {{- toYaml . | nindent 10 }}
+        {{- end }}
         volumeMounts:
           - name: tmp
             mountPath: /tmp
@@ -352,6 +346,9 @@ template:
           - name: template
             mountPath: /etc/gource-batch/template
             readOnly: true
+          {{- end }}
+          {{- with $.Values.loader.extraVolumeMounts }}
+          {{- toYaml . | nindent 10 }}
           {{- end }}
     volumes:
       - name: tmp
@@ -364,6 +361,9 @@ template:
       - name: template
         configMap:
           name: {{ include "gource-batch.fullname" $ }}-processor-template
+      {{- end }}
+      {{- with $.Values.loader.extraVolumes }}
+      {{- toYaml . | nindent 6 }}
       {{- end }}
     {{- with $.Values.loader.nodeSelector }}
     nodeSelector:
@@ -408,5 +408,12 @@ the message. Included from configmap.yaml, which is always rendered.
 {{- end }}
 {{- if and .Values.requests.inline .Values.requests.existingConfigMap }}
 {{- fail "set requests.inline or requests.existingConfigMap, not both" }}
+{{- end }}
+{{- range $component, $own := dict "processor" (list "tmp" "work" "git-credentials" "ca") "loader" (list "tmp" "requests" "template") }}
+{{- range (index $.Values $component).extraVolumes }}
+{{- if has .name $own }}
+{{- fail (printf "%s.extraVolumes: %q is one of the chart's own volumes (%s); choose another name" $component .name (join ", " $own)) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
