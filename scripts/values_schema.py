@@ -22,7 +22,7 @@ import yaml
 
 CHART = Path(__file__).resolve().parent.parent / "charts" / "gource-batch"
 Schema = dict[str, Any]
-Path_ = tuple[str, ...]
+KeyPath = tuple[str, ...]
 
 
 # --- building blocks ------------------------------------------------------------------------
@@ -70,7 +70,7 @@ FRAMERATES = enum(25, 30, 60)
 CAPTIONS = enum("tags", "off")
 
 
-# --- shapes used in more than one place -------------------------------------------------------
+# --- the shapes under $defs: each written and described once -----------------------------
 def _request(url_key: str, url: Schema, extra: Schema, description: str | None = None) -> Schema:
     """One spelling of a render request (SPEC.md wire format; processor/contract.py owns it)."""
     properties = {
@@ -584,12 +584,12 @@ RULES = [
 _KEY = re.compile(r"( *)([A-Za-z0-9_.-]+):(?:\s|$)")
 
 
-def descriptions(values_yaml: str) -> dict[Path_, str]:
+def descriptions(values_yaml: str) -> dict[KeyPath, str]:
     """Key path -> its `# --` comment, joined with the comment lines that follow it.
 
     Comment lines before the `# --` marker, or after a blank line, are notes, not descriptions.
     """
-    found: dict[Path_, str] = {}
+    found: dict[KeyPath, str] = {}
     keys: list[tuple[int, str]] = []  # (indent, key) from the document's root to the current key
     pending: list[str] | None = None
     for line in values_yaml.splitlines():
@@ -613,7 +613,7 @@ def descriptions(values_yaml: str) -> dict[Path_, str]:
     return found
 
 
-def _holds(values: Any, path: Path_) -> bool:
+def _holds(values: Any, path: KeyPath) -> bool:
     for key in path:
         if not isinstance(values, dict) or key not in values:
             return False
@@ -621,7 +621,7 @@ def _holds(values: Any, path: Path_) -> bool:
     return True
 
 
-def _describe(node: Schema, path: Path_, notes: dict[Path_, str], problems: list[str]) -> None:
+def _describe(node: Schema, path: KeyPath, notes: dict[KeyPath, str], problems: list[str]) -> None:
     """Give every property below `node` its values.yaml description (one home each)."""
     for key, child in node.get("properties", {}).items():
         here = (*path, key)
