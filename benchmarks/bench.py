@@ -11,6 +11,12 @@
    render time, video seconds per wall second, where the video starts and ends (gource's
    date, read by tesseract), and what the poster and HLS (OUTPUT_FORMAT=both) add.
    `--poster FILE` keeps the poster (README's picture is one).
+5. Scale: small, medium (the 3,109-commit history above) and giant (tests/histories.py:
+   55,000 commits, 2,201 people, 15 years) histories, and an organisation of ten
+   repositories, each told in `--scale-seconds` (60) at 1280x720@30 as the processor tells
+   it: render wall and CPU seconds per video second, the giant's cost against the medium's,
+   the cost guard's prediction against the measured render, and the legibility of sampled
+   frames (tests/legibility.py). `--pictures DIR` keeps a frame of each.
 
 Ratios measured in one run are what to compare: this machine is shared and noisy.
 """
@@ -38,10 +44,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from histories import make_giant_repo, make_organisation
+from legibility import measure
 from support import S3_CREDENTIALS, frame_date, free_port, make_long_repo, make_sample_repo, s3_server
 
+from processor import cost
 from processor.contract import GourceOptions
 from processor.git import LOG_ARGS
+from processor.history import gather
 from processor.render import fit, output_args, plan, poster, render, write_log
 from processor.settings import ProcessorSettings
 from processor.timeline import prepare
@@ -390,6 +400,68 @@ def bench_story(work: Path, seconds: int, resolution: str, framerate: int, keep_
         print(f"  poster kept as {keep_poster} ({keep_poster.stat().st_size} bytes)")
 
 
+def _history_log(name: str, work: Path) -> tuple[Path, str, bool]:
+    """The log the processor reads for one of the scale benchmark's histories."""
+
+    def git_log(repo: Path, out: Path) -> Path:
+        with out.open("wb") as log:
+            subprocess.run(
+                ["git", "-C", str(repo), "-c", "core.quotepath=off", *LOG_ARGS], stdout=log, check=True
+            )
+        return out
+
+    if name == "organisation":  # merged as the processor merges a repository list
+        repos = make_organisation(work / "organisation")
+        settings = ProcessorSettings(git_allowed_protocols="file", work_dir=work)
+        merged, _ = gather(tuple(r.as_uri() for r in repos), work, settings)
+        return merged, "custom", True
+    repo = {"small": make_sample_repo, "medium": make_long_repo, "giant": make_giant_repo}[name](work / name)
+    return git_log(repo, work / f"{name}.log"), "git", False
+
+
+def bench_scale(work: Path, seconds: int, resolution: str, framerate: int, pictures: Path | None) -> None:
+    print(f"scale: each history told in {seconds} s at {resolution}@{framerate}, as the processor tells it")
+    print(f"  {'history':<13}{'commits':>8}{'people':>8}{'video s':>9}{'wall s':>8}{'s/vid s':>9}{'CPU s':>8}"
+          f"{'predicted':>11}{'error':>8}{'overlap':>9}{'legible':>9}  presentation")  # fmt: skip
+    per_second: dict[str, float] = {}
+    for name in ("small", "medium", "giant", "organisation"):
+        folder = work / name
+        folder.mkdir()
+        log, log_format, several = _history_log(name, folder)
+        options = GourceOptions.model_validate(
+            {"resolution": resolution, "--output-framerate": framerate, "--stop-at-time": seconds}
+        )
+        settings = ProcessorSettings(video_seconds=seconds, max_video_seconds=seconds, render_timeout=7200)
+        timeline = prepare(log, log_format, strip_segments=1 if several else 0)
+        fitted = fit(plan(options, settings, several=several), timeline)
+        write_log(timeline, fitted, folder / "story.log")
+        predicted = cost.estimate(fitted)
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        info = render(folder / "story.log", fitted.plan, folder / "video.mp4", settings)
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - used.ru_utime) + (after.ru_stime - used.ru_stime)
+        per_second[name] = wall / info.duration
+        seen = measure(
+            folder / "story.log", "custom", fitted.plan.gource_args, width=fitted.plan.width,
+            height=fitted.plan.height, framerate=framerate, seconds=min(seconds, info.duration),
+            folder=folder / "frames", samples=12,
+        )  # fmt: skip
+        legible = "no text" if seen.legible is None else f"{seen.legible * 100:.0f} %"
+        print(f"  {name:<13}{timeline.commits:>8}{len(timeline.names):>8}{info.duration:>9.1f}{wall:>8.1f}"
+              f"{per_second[name]:>9.2f}{cpu:>8.1f}{predicted.seconds:>10.0f}s{(predicted.seconds / wall - 1) * 100:>+7.0f}%"
+              f"{seen.overlap * 100:>8.2f}%{legible:>9}  {fitted.presentation.describe()}")  # fmt: skip
+        if pictures is not None and seen.pictures:
+            pictures.mkdir(parents=True, exist_ok=True)
+            keep = seen.pictures[len(seen.pictures) * 3 // 4]
+            (pictures / f"{name}.png").write_bytes(keep.read_bytes())
+    print(
+        f"  giant / medium, wall seconds per video second: {per_second['giant'] / per_second['medium']:.2f}"
+    )
+    print("  (overlap: share of the frame under piled-up labels; legible: share of drawn text not in a pile)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -405,6 +477,9 @@ def main() -> None:
     parser.add_argument("--skip-story", action="store_true")
     parser.add_argument("--story-seconds", type=int, default=60)
     parser.add_argument("--poster", type=Path, help="keep the story's poster here")
+    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--scale-seconds", type=int, default=60)
+    parser.add_argument("--pictures", type=Path, help="keep a frame of each scale history here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_loader:
@@ -417,6 +492,10 @@ def main() -> None:
             story = Path(tmp) / "story"
             story.mkdir()
             bench_story(story, args.story_seconds, args.resolution, args.framerate, args.poster)
+        if not args.skip_scale:
+            scale = Path(tmp) / "scale"
+            scale.mkdir()
+            bench_scale(scale, args.scale_seconds, args.resolution, args.framerate, args.pictures)
 
 
 if __name__ == "__main__":
