@@ -4,29 +4,34 @@ What is measured is the floating text: file, user and directory names, the label
 up into a grey block on a big history. The date, title, key and captions sit where gource
 always puts them and are left out.
 
-How the text is found. Gource's simulation does not depend on what it draws, so the same
-argv plus `--hide filenames,usernames,dirnames` (the *bare* twin) draws the very same film
-without names: where a real frame is brighter than its twin is exactly where a name's white
-glyphs are, over whatever lies under them (bloom, files, edges). Two things in gource 0.54
-make the twin need care; both were found by rendering one argv twice and are handled here:
+Three renders of one film. Gource's simulation does not depend on what it draws, so the argv
+plus `--hide filenames,usernames,dirnames` (the *bare* twin) is the very same film without
+names: where a real frame is brighter than its bare twin is exactly where the names' white
+glyphs are, over whatever lies under them (bloom, files, edges). The *tags* twin draws every
+name at 2/7 of its size: a small mark at the top left of each label, scaled up 3.5 times it
+says where each label lies, which tells two labels drawn over each other on one line apart
+from one label. Three things in gource 0.54 make a twin need care; all three were found by
+rendering one argv twice, and all three touch the processor's own renders too:
 
 - Its frame exporter drops frames when the machine is busy (core/ppm.cpp: `dump()` replaces a
   frame that the writer thread has not taken yet), so frame n of one run can be frame n+k of
-  another. Each sampled real frame is paired with the bare frame within `window` frames that
-  differs from it least: the right one differs only in the names (50k pixels of a 720p
-  frame in a hairball), its neighbours everywhere (350k).
-- The first simulated tick races gource's log-reading thread, which shifts its float clock
-  by a tick or two; with `--max-file-lag` a whole number of ticks (the fitted 0.6 s is 36
-  ticks at 60 Hz, gource's default 5 s too) the "file waited too long" test (user.cpp) then
-  flips one way or the other and runs of one argv drift apart. Half a tick more file lag
-  (1/120 s at 30 fps) in both runs keeps the test off that edge: every run of an argv is
-  then the same film. The processor's own renders carry both effects (see `render.py`).
+  another. Each sampled real frame is paired with the twin's frame that differs from it least
+  (near where the frame before was found): the same moment differs only in the names (50k
+  pixels of a 720p hairball frame), a neighbouring one everywhere (350k).
+- A 30 fps video shows every other tick of a 60 Hz simulation, counted from gource's start,
+  and the first simulated tick races gource's log-reading thread: which ticks a video shows
+  changes from run to run. The measure films every tick (`--output-framerate 60`; gource
+  simulates 60 ticks a second for 30 and 60 fps alike, 75 for 25 fps).
+- The same race shifts gource's float clock by a tick or two; with `--max-file-lag` a whole
+  number of ticks (the fitted 0.6 s is 36, gource's default 5 s too) its "file waited too
+  long" test (user.cpp) flips one way or the other and runs drift apart. Half a tick more file
+  lag (1/120 s) keeps the test off that edge: every run of an argv is then the same film.
 
-How piles are found. Glyph pixels (luminance at least GLYPH_STEP above the twin's) are
-joined into word blobs (letters and words of one label touch after closing gaps of a few
-pixels). One line of text is never taller than its font size (ascender to descender with an
-accent); a blob taller than PILE_LINES times the name font's pixel size is labels drawn over
-each other: a pile.
+How piles are found. Glyph pixels (luminance at least GLYPH_STEP above the bare twin's) are
+joined into word blobs (the letters and words of a label, after closing gaps of a few pixels).
+One line of text is never taller than its font size (ring, accent and descender included),
+so a blob taller than PILE_LINES font sizes is labels stacked over each other: a pile. Labels
+whose tag boxes overlap (by SLACK pixels both ways) are a pile too, whatever their height.
 
 The figures, per frame and per video (over `samples` frames spread evenly after the first
 second):
@@ -37,8 +42,8 @@ second):
 
 Per video, overlap and text are means over the frames and legible is pooled over all glyph
 pixels (a frame with much text weighs more); `worst` is the largest overlap of one frame.
-
-Run `python tests/legibility.py --help` for the command line.
+A sampled frame no twin frame matches (stray differences away from glyphs) is left out and
+counted. Run `python tests/legibility.py --help` for the command line.
 """
 
 from __future__ import annotations
@@ -85,6 +90,7 @@ _NAME_SIZES = (
 TAG_RATIO = 2 / 7  # the tags render draws each name at 2/7 of its size: a mark where the label lies
 TAG_STEP = 16  # luminance a tag adds at least (its tiny glyphs are thin)
 SLACK = 2  # labels that overlap by less than this many pixels only touch
+_TAG_LINE = 6  # pixels: the height of one line of tags (4 px names, accents and descenders)
 
 
 # Pure measure ---------------------------------------------------------------------------------------
@@ -170,10 +176,11 @@ def labels(tags: np.ndarray, bare: np.ndarray, scale: float = 1 / TAG_RATIO) -> 
     found, _ = ndimage.label(joined, structure=np.ones((3, 3), dtype=bool))
     boxes = []
     for rows, cols in filter(None, ndimage.find_objects(found)):
+        # A tag sits at the top left of its label: its width scales up, its height grows by the rest
+        # of a line (many tags run together in a pile: the line is added once, not scaled up).
         height, width = rows.stop - rows.start, cols.stop - cols.start
-        boxes.append(
-            Box(rows.start, cols.start, rows.start + round(height * scale), cols.start + round(width * scale))
-        )
+        bottom = rows.stop + round(min(height, _TAG_LINE) * (scale - 1))
+        boxes.append(Box(rows.start, cols.start, bottom, cols.start + round(width * scale)))
     return boxes
 
 
@@ -232,7 +239,18 @@ def assess(real: np.ndarray, bare: np.ndarray, font_px: int, tags: np.ndarray | 
     mask = glyphs(real, bare)
     found = blobs(mask, font_px)
     tall = [Box(b.top, b.left, b.bottom, b.right) for b in found if b.pile]
-    return Assessment(mask, found, [*tall, *collisions(labels(tags, bare) if tags is not None else [])])
+    groups = collisions(labels(tags, bare) if tags is not None else [])
+    return Assessment(mask, found, [*tall, *filter(None, (_inked(mask, box) for box in groups))])
+
+
+def _inked(mask: np.ndarray, box: Box) -> Box | None:
+    """The box shrunk to the glyphs in it: tags say where labels lie, glyphs how far they reach."""
+    inside = mask[box.top : box.bottom, box.left : box.right]
+    rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+    if not len(rows):
+        return None
+    top, left = box.top + int(rows[0]), box.left + int(cols[0])
+    return Box(top, left, box.top + int(rows[-1]) + 1, box.left + int(cols[-1]) + 1)
 
 
 def score(
