@@ -78,6 +78,7 @@ from processor.settings import ProcessorSettings  # noqa: E402
 GLYPH_STEP = 32  # luminance a name's glyph adds at least (white text at 15 % opacity on #191919)
 PILE_LINES = 1.4  # a blob taller than this many font sizes is labels over labels
 MAX_STRAY = 0.4  # more differences than this away from glyphs: the twin is not the same moment
+# (and a tags frame that differs from the bare one in more than a tenth of the frame is not either)
 _JOIN = np.ones((3, 6), dtype=bool)  # closes gaps inside a label: letters, words, an i's dot
 NAMES = ("filenames", "usernames", "dirnames")
 TICKS = 60  # gource simulates 60 ticks a second for 30 and 60 fps videos; the measure films every one
@@ -516,8 +517,8 @@ def measure(
         real = keep(stream, sorted(at_tick))
     with film(log, log_format, argvs[1], **size) as stream:
         bare = pair(real, stream, window)
-    with film(log, log_format, argvs[2], **size) as stream:
-        tags = pair(real, stream, window)
+    with film(log, log_format, argvs[2], **size) as stream:  # tags differ from the bare twin least
+        tags = pair({tick: frame for tick, (_, frame) in bare.items()}, stream, window)
     elapsed = time.monotonic() - started
     px = font_px(gource_args, height)
     scores, pictures, marked = [], [], []
@@ -527,7 +528,10 @@ def measure(
         scored = score(
             real[tick], bare[tick][1], px, tags[tick][1], frame=at_tick[tick], offset=bare[tick][0] - tick
         )
-        if scored.stray > MAX_STRAY:
+        if (
+            scored.stray > MAX_STRAY
+            or _difference(bare[tick][1], tags[tick][1]) > 0.1 * real[tick][::4, ::4, 0].size
+        ):
             continue
         scores.append(scored)
         pictures.append(folder / f"real-{number:02d}.png")
