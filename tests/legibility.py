@@ -105,8 +105,8 @@ class FrameScore:
     legible: float | None  # share of glyph pixels outside piles; None when there is no text
     glyphs: int  # glyph pixels
     piled: int  # glyph pixels inside piles
-    labels: int  # word blobs that are one line of text
-    piles: int  # word blobs that are labels over labels
+    labels: int  # word blobs outside piles (a name with a space or an underscore may make two)
+    piles: int  # separate regions of the frame under piles
     offset: int = 0  # the bare twin's tick paired with it, relative to its own (frames dropped)
     stray: float = 0.0  # share of the pixels that differ from the twin away from any glyph (0: well paired)
 

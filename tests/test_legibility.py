@@ -4,7 +4,9 @@ made to read well or badly; and gource, as the measure drives it, renders one ar
 
 from __future__ import annotations
 
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -312,3 +314,25 @@ def test_gource_frames_of_sixty_files_in_one_directory_score_as_piled(tmp_path: 
     assert result.legible < 0.2
     assert result.overlap > 0.05
     assert all(f.piles >= 1 for f in result.frames)
+
+
+@pytest.mark.slow
+def test_the_command_line_prints_the_figures_of_a_repository_and_writes_a_picture(
+    sample_repo: Path, tmp_path: Path
+) -> None:
+    picture, frames = tmp_path / "frame.png", tmp_path / "frames"
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "legibility.py"), str(sample_repo), "--seconds", "2",
+         "--samples", "2", "--picture", str(picture), "--picture-at", "1.5", "--out", str(frames)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "commits from 2024-01-01 to 2024-01-11" in result.stdout
+    assert re.search(r"overlap [\d.]+% \(worst frame [\d.]+%\), legible ([\d.]+%|no text)", result.stdout)
+    with Image.open(picture) as shown:
+        assert shown.size == (1280, 720)
+    assert sorted(p.name for p in (tmp_path / "frames").glob("real-*.png")) == [
+        "real-00.png",
+        "real-01.png",
+        "real-02.png",
+    ]
