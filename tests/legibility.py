@@ -499,7 +499,7 @@ def measure(
     folder: Path,
     samples: int = 12,
     frames: Sequence[int] | None = None,
-    window: int = 60,
+    window: int = 150,
 ) -> Legibility:
     """Render `seconds` of the video gource makes of `log` with `gource_args` (as processor/render.py
     builds them), and its bare twin; score `samples` frames spread over it (or the given `frames`).
