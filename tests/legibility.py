@@ -56,7 +56,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -446,7 +446,7 @@ class Legibility:
     marked: list[Path]  # the same, piles outlined in red
     font_px: int
     seconds: float  # wall time of both renders
-    unpaired: int = 0  # sampled frames left out: no frame of the twin was the same moment
+    left_out: list[str] = field(default_factory=list)  # sampled frames no twin frame matched, and why
 
     @property
     def overlap(self) -> float:
@@ -470,7 +470,7 @@ class Legibility:
         return (
             f"overlap {self.overlap:.2%} (worst frame {self.worst:.2%}), legible {legible}, "
             f"text {self.text:.2%} of the frame, {len(self.frames)} frames"
-            + (f" ({self.unpaired} left out: no twin)" if self.unpaired else "")
+            + (f" ({len(self.left_out)} left out: no twin)" if self.left_out else "")
             + f", names at {self.font_px} px"
         )
 
@@ -481,7 +481,7 @@ class Legibility:
             "legible": None if self.legible is None else round(self.legible, 5),
             "text": round(self.text, 5),
             "fontPx": self.font_px,
-            "unpaired": self.unpaired,
+            "leftOut": self.left_out,
             "frames": [f.as_dict() for f in self.frames],
             "pictures": [str(p) for p in self.pictures],
         }
@@ -521,24 +521,37 @@ def measure(
         tags = pair({tick: frame for tick, (_, frame) in bare.items()}, stream, window)
     elapsed = time.monotonic() - started
     px = font_px(gource_args, height)
-    scores, pictures, marked = [], [], []
+    scores, pictures, marked, left_out = [], [], [], []
     for number, tick in enumerate(sorted(real)):
-        if tick not in bare or tick not in tags:
+        why = _unpaired(real[tick], bare.get(tick), tags.get(tick), px)
+        if why:
+            left_out.append(f"{at_tick[tick] / framerate:.2f} s: {why}")
             continue
-        scored = score(
-            real[tick], bare[tick][1], px, tags[tick][1], frame=at_tick[tick], offset=bare[tick][0] - tick
+        scores.append(
+            score(
+                real[tick], bare[tick][1], px, tags[tick][1], frame=at_tick[tick], offset=bare[tick][0] - tick
+            )
         )
-        if (
-            scored.stray > MAX_STRAY
-            or _difference(bare[tick][1], tags[tick][1]) > 0.1 * real[tick][::4, ::4, 0].size
-        ):
-            continue
-        scores.append(scored)
         pictures.append(folder / f"real-{number:02d}.png")
         Image.fromarray(real[tick]).save(pictures[-1])
         marked.append(folder / f"piles-{number:02d}.png")
         outline(real[tick], assess(real[tick], bare[tick][1], px, tags[tick][1])).save(marked[-1])
-    return Legibility(scores, pictures, marked, px, elapsed, len(real) - len(scores))
+    return Legibility(scores, pictures, marked, px, elapsed, left_out)
+
+
+def _unpaired(
+    real: np.ndarray, bare: tuple[int, np.ndarray] | None, tags: tuple[int, np.ndarray] | None, px: int
+) -> str | None:
+    """Why a real frame has no twin of the same moment, if it has none."""
+    if bare is None or tags is None:
+        return "a twin's film ended before it"
+    stray = score(real, bare[1], px).stray
+    if stray > MAX_STRAY:
+        return f"{stray:.0%} of the differences from the bare twin lie away from any name"
+    apart = _difference(bare[1], tags[1]) / real[::4, ::4, 0].size
+    if apart > 0.1:
+        return f"the tags twin differs from the bare one in {apart:.0%} of the frame"
+    return None
 
 
 def outline(frame: np.ndarray, seen: Assessment) -> Image.Image:
@@ -654,6 +667,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"labels {frame.labels:3d}  (twin {frame.offset:+d}, stray {frame.stray:.0%})"
                 )
             print(result.describe() + f"; {result.seconds:.0f} s of rendering")
+            for why in result.left_out:
+                print(f"  left out at {why}")
         if args.picture:
             chosen = next(
                 (p for f, p in zip(result.frames, result.pictures, strict=True) if f.frame == picture_frame),
