@@ -77,8 +77,7 @@ from processor.settings import ProcessorSettings  # noqa: E402
 
 GLYPH_STEP = 32  # luminance a name's glyph adds at least (white text at 15 % opacity on #191919)
 PILE_LINES = 1.4  # a blob taller than this many font sizes is labels over labels
-MAX_STRAY = 0.4  # more differences than this away from glyphs: the twin is not the same moment
-# (and a tags frame that differs from the bare one in more than a tenth of the frame is not either)
+MAX_STRAY = 0.4  # more of a twin's differences than this away from glyphs: not the same moment
 _JOIN = np.ones((3, 6), dtype=bool)  # closes gaps inside a label: letters, words, an i's dot
 NAMES = ("filenames", "usernames", "dirnames")
 TICKS = 60  # gource simulates 60 ticks a second for 30 and 60 fps videos; the measure films every one
@@ -523,7 +522,7 @@ def measure(
     px = font_px(gource_args, height)
     scores, pictures, marked, left_out = [], [], [], []
     for number, tick in enumerate(sorted(real)):
-        why = _unpaired(real[tick], bare.get(tick), tags.get(tick), px)
+        why = _unpaired(real[tick], bare.get(tick), tags.get(tick))
         if why:
             left_out.append(f"{at_tick[tick] / framerate:.2f} s: {why}")
             continue
@@ -540,17 +539,17 @@ def measure(
 
 
 def _unpaired(
-    real: np.ndarray, bare: tuple[int, np.ndarray] | None, tags: tuple[int, np.ndarray] | None, px: int
+    real: np.ndarray, bare: tuple[int, np.ndarray] | None, tags: tuple[int, np.ndarray] | None
 ) -> str | None:
     """Why a real frame has no twin of the same moment, if it has none."""
     if bare is None or tags is None:
         return "a twin's film ended before it"
-    stray = score(real, bare[1], px).stray
-    if stray > MAX_STRAY:
-        return f"{stray:.0%} of the differences from the bare twin lie away from any name"
-    apart = _difference(bare[1], tags[1]) / real[::4, ::4, 0].size
-    if apart > 0.1:
-        return f"the tags twin differs from the bare one in {apart:.0%} of the frame"
+    near = ndimage.binary_dilation(glyphs(real, bare[1]), iterations=3)
+    for name, twin in (("bare", bare[1]), ("tags", tags[1])):
+        changed = (twin != (real if name == "bare" else bare[1])).any(axis=2)
+        stray = (changed & ~near).sum() / max(1, changed.sum())
+        if stray > MAX_STRAY:
+            return f"{stray:.0%} of the differences of the {name} twin lie away from any name"
     return None
 
 
