@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pika
 import pytest
+from histories import make_backwards_repo, make_flood_repo, make_giant_repo, make_organisation
 from support import (
     AMQP_URL,
     Pipeline,
@@ -57,6 +58,30 @@ def sample_repo(tmp_path_factory: pytest.TempPathFactory, renderer: None) -> Pat
 def long_repo(tmp_path_factory: pytest.TempPathFactory, renderer: None) -> Path:
     """Twelve uneven years, 3,109 commits by eight people: a quiet 2014 and a 600-commit week."""
     return make_long_repo(tmp_path_factory.mktemp("repos") / "long")
+
+
+@pytest.fixture(scope="session")
+def giant_repo(tmp_path_factory: pytest.TempPathFactory, renderer: None) -> Path:
+    """Fifteen years, 55,000 commits by 2,201 people, 8,000 files alive: a big project (histories.py)."""
+    return make_giant_repo(tmp_path_factory.mktemp("repos") / "giant")
+
+
+@pytest.fixture(scope="session")
+def organisation(tmp_path_factory: pytest.TempPathFactory, renderer: None) -> list[Path]:
+    """Ten repositories of one organisation, 6 to 10,000 commits, people shared between them."""
+    return make_organisation(tmp_path_factory.mktemp("repos") / "organisation")
+
+
+@pytest.fixture(scope="session")
+def backwards_repo(tmp_path_factory: pytest.TempPathFactory, renderer: None) -> Path:
+    """Twelve years rebased with committer date = author date: commit times often run backwards."""
+    return make_backwards_repo(tmp_path_factory.mktemp("repos") / "backwards")
+
+
+@pytest.fixture(scope="session")
+def flood_repo(tmp_path_factory: pytest.TempPathFactory, renderer: None) -> Path:
+    """One commit adding 200,000 empty files."""
+    return make_flood_repo(tmp_path_factory.mktemp("repos") / "flood")
 
 
 @pytest.fixture(scope="session")
