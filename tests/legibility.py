@@ -25,7 +25,9 @@ rendering one argv twice, and all three touch the processor's own renders too:
 - The same race shifts gource's float clock by a tick or two; with `--max-file-lag` a whole
   number of ticks (the fitted 0.6 s is 36, gource's default 5 s too) its "file waited too
   long" test (user.cpp) flips one way or the other and runs drift apart. Half a tick more file
-  lag (1/120 s) keeps the test off that edge: every run of an argv is then the same film.
+  lag keeps the test off that edge: every run of an argv is then the same film. The
+  processor's fitted lag carries that half tick itself (processor/render.py, `fit`); the
+  measure adds it only to an argv whose lag is still a whole number of ticks.
 
 How piles are found. Glyph pixels (luminance at least GLYPH_STEP above the bare twin's) are
 joined into word blobs (the letters and words of a label, after closing gaps of a few pixels).
@@ -318,11 +320,13 @@ def _with_option(args: Sequence[str], flag: str, value: str) -> list[str]:
 
 def renders(gource_args: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
     """The real argv as the measure renders it, its bare twin and its tags twin (see the module
-    docstring): a frame for every simulated tick, and half a tick more file lag."""
+    docstring): a frame for every simulated tick, a file lag off the edge of a tick."""
     scale = float(_option(gource_args, "--time-scale") or 1)
     lag = float(_option(gource_args, "--max-file-lag") or 5.0)  # gource's default
     real = _with_option(gource_args, "--output-framerate", str(TICKS))
-    real = _with_option(real, "--max-file-lag", f"{lag + 0.5 * scale / TICKS:.6f}")
+    ticks = lag / (scale / TICKS)
+    if abs(ticks - round(ticks)) < 0.25:
+        real = _with_option(real, "--max-file-lag", f"{lag + 0.5 * scale / TICKS:.6f}")
     hidden = [h for h in (_option(real, "--hide") or "").split(",") if h]
     bare = _with_option(real, "--hide", ",".join([*hidden, *(n for n in NAMES if n not in hidden)]))
     tags = real
