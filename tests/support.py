@@ -6,6 +6,8 @@ processor`), so the tests exercise exactly what a user or a Kubernetes pod runs.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import json
 import os
 import random
@@ -514,8 +516,16 @@ def s3_server(log: Path) -> Iterator[str]:
         proc.wait(10)
 
 
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-_GOURCE_DATE = re.compile(rf"\b(\d{{1,2}})[\s.,]*({_MONTHS})[\s.,]*((?:19|20)\d\d)(?!\d)", re.IGNORECASE)
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")  # fmt: skip
+# Day, a word where the month is (tesseract reads "Jandary" when a user's dot grazes the
+# date), year; the word is taken for the month it is closest to.
+_GOURCE_DATE = re.compile(r"\b(\d{1,2})[\s.,]*([A-Za-z]{3,10})[\s.,]*((?:19|20)\d\d)(?!\d)")
+
+
+def _month(word: str) -> str | None:
+    close = difflib.get_close_matches(word.title(), _MONTHS, n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def frame_date(video: Path, at: str | float, workdir: Path) -> datetime | None:
@@ -542,11 +552,11 @@ def frame_date(video: Path, at: str | float, workdir: Path) -> datetime | None:
         text = subprocess.run(
             ["tesseract", str(image), "-", "--psm", "7"], capture_output=True, text=True, check=True
         ).stdout
-        match = _GOURCE_DATE.search(text)
-        if match:
-            return datetime.strptime(f"{match[1]} {match[2].title()} {match[3]}", "%d %B %Y").replace(
-                tzinfo=UTC
-            )
+        for match in _GOURCE_DATE.finditer(text):
+            month = _month(match[2])
+            if month is not None and 1 <= int(match[1]) <= 31:
+                with contextlib.suppress(ValueError):  # a day the month does not have: misread
+                    return datetime.strptime(f"{match[1]} {month} {match[3]}", "%d %B %Y").replace(tzinfo=UTC)
     return None
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from histories import backwards_steps
 from support import LONG_HISTORY_END, LONG_HISTORY_START, Pipeline, frame_date, git, probe
 
 from processor.contract import GourceOptions
@@ -83,6 +84,26 @@ def test_a_date_range_is_told_from_its_start_to_its_end(
     assert isinstance(pace, dict)
     assert str(pace["spanStart"]).startswith("2015-01")
     assert str(pace["spanEnd"]).startswith("2015-12")
+
+
+def test_a_history_whose_commit_times_run_backwards_still_fills_the_length_to_its_end(
+    pipeline: Pipeline, backwards_repo: Path, ocr: None
+) -> None:
+    stamps = [int(line) for line in subprocess.run(
+        ["git", "-C", str(backwards_repo), "log", "--reverse", "--pretty=format:%ct"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()]  # fmt: skip
+    steps, largest = backwards_steps(stamps)
+    assert steps > 500 and largest > 600  # 15 % of its commits go back in log order, one by 693 days
+    first, last = (datetime.fromtimestamp(t, UTC) for t in (min(stamps), max(stamps)))
+
+    video, event = render(pipeline, request(backwards_repo, "rebased", **{"--stop-at-time": 12}), "rebased")
+
+    assert 12 * 0.95 <= float(probe(video)["format"]["duration"]) <= 12 * 1.05
+    seen = frame_date(video, "last", pipeline.workdir)
+    assert seen is not None
+    assert seen >= day(last - (last - first) * 0.05), (seen, last)  # its last 5 %, not years before
+    assert event["pace"]["spanEnd"][:10] == last.date().isoformat()
 
 
 def test_a_day_old_repository_makes_a_short_video_not_slow_motion(
