@@ -24,14 +24,12 @@ from processor import progress
 from processor import settings as settings_module
 from processor.broker import Broker, Publisher
 from processor.contract import BatchManifest, ManifestEntry, RenderRequest, describe_repos
-from processor.errors import EXIT_CONFIGURATION, BrokerUnavailable, ConfigurationError
+from processor.errors import BrokerUnavailable, ConfigurationError
+from processor.exit_codes import ExitCode
 from processor.logs import configure
 from processor.settings import LoaderSettings, Priority
 
 log = logging.getLogger("loader")
-
-EXIT_NOT_ALL_LOADED = 1
-EXIT_INVALID_INPUT = 2
 
 
 @dataclass
@@ -131,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         lines = _read(args, batch_id)
     except OSError as exc:
         log.error("cannot read the input: %s", exc)
-        return EXIT_INVALID_INPUT
+        return ExitCode.INVALID_INPUT
     invalid = [line for line in lines if line.error]
     for line in invalid:
         log.error("%s: invalid request: %s", line.where, line.error)
@@ -139,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%d of %d requests are invalid; nothing published (--skip-invalid loads the rest)",
                   len(invalid), len(lines))  # fmt: skip
         Outcome(total=len(invalid), skipped=len(invalid)).report(batch_id)
-        return EXIT_INVALID_INPUT
+        return ExitCode.INVALID_INPUT
     outcome = Outcome(total=len(lines), skipped=len(invalid))
 
     requests = [line.request for line in lines if line.request is not None]
@@ -148,11 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         log.error("stopping: configuration error: %s", exc)
         outcome.report(batch_id)
-        return EXIT_CONFIGURATION
+        return ExitCode.CONFIGURATION
     except BrokerUnavailable as exc:
         log.error("stopping: the broker is unavailable: %s", exc)
     outcome.report(batch_id)
-    code = 0 if outcome.loaded == outcome.total else EXIT_NOT_ALL_LOADED
+    code: int = ExitCode.OK if outcome.loaded == outcome.total else ExitCode.NOT_ALL_LOADED
     if args.wait and outcome.loaded:
         sys.stdout.flush()
         waited = progress.follow(

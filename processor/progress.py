@@ -32,16 +32,10 @@ from pydantic import ValidationError
 from processor.broker import BatchMessage, Broker
 from processor.contract import BatchManifest, RenderProgressEvent, ResultEvent, State
 from processor.errors import BatchNotFound, BrokerUnavailable
+from processor.exit_codes import ExitCode
 from processor.logs import request_context
 
 log = logging.getLogger("progress")
-
-# Exit codes of a follower (part of the interface: a CronJob or CI step keys on them).
-EXIT_ALL_SUCCEEDED = 0
-EXIT_SOME_FAILED = 3
-EXIT_TIMED_OUT = 4
-EXIT_UNKNOWN_BATCH = 5
-EXIT_INTERRUPTED = 130
 
 PENDING = "pending"
 RENDERING = "rendering"
@@ -318,14 +312,14 @@ def follow(
             f"batch {batch_id}: {exc}. It was never loaded on this RENDER_QUEUE with BATCH_TTL > 0, "
             "or nobody read it for BATCH_TTL seconds and it expired.\n"
         )
-        return EXIT_UNKNOWN_BATCH
+        return ExitCode.UNKNOWN_BATCH
     except KeyboardInterrupt:
         display.close(state)
         summary(state, out)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     display.close(state)
     summary(state, out)
     if timed_out:
         err.write(f"batch {batch_id}: gave up waiting after {duration(timeout or 0)}\n")
-        return EXIT_TIMED_OUT
-    return EXIT_SOME_FAILED if state.failed else EXIT_ALL_SUCCEEDED
+        return ExitCode.TIMED_OUT
+    return ExitCode.SOME_FAILED if state.failed else ExitCode.OK

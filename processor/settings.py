@@ -22,7 +22,7 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator, mo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
-from processor.errors import EXIT_CONFIGURATION
+from processor.exit_codes import ExitCode
 
 RESOLUTION = re.compile(r"^-?(\d{2,5})x(\d{2,5})$")
 FRAMERATES = (25, 30, 60)
@@ -440,10 +440,10 @@ def load(settings_class: type[S], args: argparse.Namespace) -> S:
             name = str(error["loc"][0]).upper() if error["loc"] else "settings"
             message = error["msg"].removeprefix("Value error, ")
             print(f"configuration error: {name}: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIGURATION) from None
+        raise SystemExit(ExitCode.CONFIGURATION) from None
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIGURATION) from None
+        raise SystemExit(ExitCode.CONFIGURATION) from None
 
 
 def redact(text: str) -> str:

@@ -18,15 +18,8 @@ from typing import Any
 
 from processor import policies
 from processor.broker import AMQP_ERRORS, Broker
-from processor.errors import (
-    EXIT_CONFIGURATION,
-    EXIT_NO_MANAGEMENT,
-    EXIT_OK,
-    EXIT_UNAVAILABLE,
-    BrokerUnavailable,
-    ConfigurationError,
-    ManagementUnreachable,
-)
+from processor.errors import BrokerUnavailable, ConfigurationError, ManagementUnreachable
+from processor.exit_codes import ExitCode
 from processor.migrate import migrate as migrate_queues
 from processor.settings import BrokerSettings, redact
 from processor.topology import Topology
@@ -59,23 +52,23 @@ def setup_broker(
     """Run the command; every way it ends is one line and an exit code."""
     if definitions is not None:
         write_definitions(settings, definitions, include_user)
-        return EXIT_OK
+        return ExitCode.OK
     management = policies.Management.for_settings(settings)
     try:
         stored = _set_up(settings, management, migrate)
     except ManagementUnreachable as exc:
         print(f"setup-broker: {exc}: {WHAT_TO_DO}", file=sys.stderr)
-        return EXIT_NO_MANAGEMENT
+        return ExitCode.NO_MANAGEMENT
     except ConfigurationError as exc:
         print(f"setup-broker: configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIGURATION
+        return ExitCode.CONFIGURATION
     except (BrokerUnavailable, *AMQP_ERRORS) as exc:
         print(f"setup-broker: the broker is unavailable: {redact(str(exc))}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return ExitCode.UNAVAILABLE
     for policy in stored:
         definition = json.dumps(policy["definition"])
         print(f"policy {policy['name']} applies to {policy['pattern']} on {management}: {definition}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _set_up(settings: BrokerSettings, management: policies.Management, migrate: bool) -> list[dict[str, Any]]:

@@ -33,11 +33,6 @@ from processor.contract import (
     without_token,
 )
 from processor.errors import (
-    EXIT_CONFIGURATION,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_UNAVAILABLE,
-    EXIT_UNEXPECTED,
     BrokerUnavailable,
     ConfigurationError,
     DeliveryLimitExceeded,
@@ -45,6 +40,7 @@ from processor.errors import (
     PermanentError,
     StorageUnavailable,
 )
+from processor.exit_codes import ExitCode
 from processor.job import Produced, produce
 from processor.logs import request_context
 from processor.render_progress import FrameCount, Frames, Reporter, Throttle
@@ -97,13 +93,13 @@ class Processor:
             code = self._drain()
         except ConfigurationError as exc:
             log.error("stopping: configuration error: %s (%s)", exc, self.tally)
-            code = EXIT_CONFIGURATION
+            code = ExitCode.CONFIGURATION
         except (BrokerUnavailable, StorageUnavailable) as exc:
             log.error("stopping: %s is unavailable: %s (%s)", _service(exc), exc, self.tally)
-            code = EXIT_UNAVAILABLE
+            code = ExitCode.UNAVAILABLE
         except Exception:
             log.exception("stopping: unexpected error (%s)", self.tally)
-            code = EXIT_UNEXPECTED
+            code = ExitCode.UNEXPECTED
         finally:
             procs.kill_all()
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -133,7 +129,7 @@ class Processor:
                                 self.settings.idle_timeout,
                                 self.tally,
                             )
-                            return EXIT_OK
+                            return ExitCode.OK
                         confirming = True
                     broker.sleep(self.settings.poll_interval)
                 except BrokerUnavailable as exc:
@@ -141,10 +137,10 @@ class Processor:
                     broker.reconnect()
                     idle_since, confirming = time.monotonic(), False
             log.warning("stopped on request (SIGTERM): %s", self.tally)
-            return EXIT_INTERRUPTED
+            return ExitCode.STOPPED
         except Stopping:
             log.warning("stopped on request (SIGTERM) with a request in hand, handed back: %s", self.tally)
-            return EXIT_INTERRUPTED
+            return ExitCode.STOPPED
         finally:
             broker.close()
 
