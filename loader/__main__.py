@@ -27,7 +27,8 @@ from processor.contract import BatchManifest, ManifestEntry, RenderRequest, desc
 from processor.errors import BrokerUnavailable, ConfigurationError
 from processor.exit_codes import ExitCode
 from processor.logs import configure
-from processor.settings import LoaderSettings, Priority
+from processor.settings import LoaderSettings
+from processor.topology import Priority
 
 log = logging.getLogger("loader")
 

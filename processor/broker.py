@@ -30,8 +30,9 @@ from tenacity import (
 
 from processor.contract import VIDEO_ID, Subject
 from processor.errors import BatchNotFound, BrokerUnavailable, ConfigurationError
-from processor.settings import PRIORITIES, BrokerSettings, Priority, redact
-from processor.topology import RETURN_TO, Topology
+from processor.logs import redact
+from processor.settings import BrokerSettings
+from processor.topology import PRIORITIES, RETURN_TO, Priority, Topology
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ from pydantic import SecretStr
 from processor.contract import RenderRequest
 from processor.errors import CloneFailed, EmptyRepository, GourceBatchError, RepositoryRejected
 from processor.git import check_url, fetch_log, tag_dates
-from processor.settings import ProcessorSettings, redact
+from processor.logs import redact
+from processor.settings import ProcessorSettings
 from processor.timeline import LogFormat, raw_commits, safe_text
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

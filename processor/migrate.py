@@ -24,8 +24,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from processor.broker import REDELIVERIES, exists_on, queue_counts, unsettled
 from processor.errors import ConfigurationError
-from processor.settings import PRIORITIES
-from processor.topology import Topology
+from processor.topology import PRIORITIES, Topology
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from processor.broker import Broker, DeadLetter
-from processor.settings import PRIORITIES, BrokerSettings
+from processor.settings import BrokerSettings
+from processor.topology import PRIORITIES
 
 
 @contextmanager

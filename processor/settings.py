@@ -11,49 +11,17 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-import re
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from processor.contract import Framerate, parse_resolution
 from processor.exit_codes import ExitCode
-
-RESOLUTION = re.compile(r"^-?(\d{2,5})x(\d{2,5})$")
-FRAMERATES = (25, 30, 60)
-
-
-def _check_framerate(value: int) -> int:
-    if value not in FRAMERATES:
-        raise ValueError("must be 25, 30 or 60")
-    return value
-
-
-# gource's --output-framerate takes exactly these.
-Framerate = Annotated[int, AfterValidator(_check_framerate)]
-
-
-class Priority(StrEnum):
-    high = "high"
-    normal = "normal"
-    low = "low"
-
-
-# Highest first: the order in which a processor looks for work.
-PRIORITIES = (Priority.high, Priority.normal, Priority.low)
-
-
-def parse_resolution(value: str) -> tuple[int, int]:
-    """`-1280x720` or `1280x720` as (width, height); ValueError when it is neither."""
-    match = RESOLUTION.match(value.strip())
-    if not match:
-        raise ValueError(f"resolution must look like 1280x720, got {value!r}")
-    return int(match[1]), int(match[2])
 
 
 class _Settings(BaseSettings):
@@ -446,24 +414,15 @@ def load(settings_class: type[S], args: argparse.Namespace) -> S:
         raise SystemExit(ExitCode.CONFIGURATION) from None
 
 
-def redact(text: str) -> str:
-    """`text` with the credentials of every URL in it replaced, fit for logs and events."""
-    return re.sub(r"(?<=://)[^/\s]+@", "***@", text)  # up to the last @: a password may hold one
-
-
 def environment_names(settings_class: type[_Settings]) -> list[str]:
     return [name.upper() for name in settings_class.model_fields]
 
 
 __all__ = [
-    "PRIORITIES",
     "BrokerSettings",
     "LoaderSettings",
-    "Priority",
     "ProcessorSettings",
     "add_flags",
     "environment_names",
     "load",
-    "parse_resolution",
-    "redact",
 ]

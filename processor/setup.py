@@ -20,8 +20,9 @@ from processor import policies
 from processor.broker import AMQP_ERRORS, Broker
 from processor.errors import BrokerUnavailable, ConfigurationError, ManagementUnreachable
 from processor.exit_codes import ExitCode
+from processor.logs import redact
 from processor.migrate import migrate as migrate_queues
-from processor.settings import BrokerSettings, redact
+from processor.settings import BrokerSettings
 from processor.topology import Topology
 
 WHAT_TO_DO = (

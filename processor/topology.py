@@ -16,9 +16,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
-from processor.settings import PRIORITIES, BrokerSettings, Priority
+from processor.settings import BrokerSettings
+
+
+class Priority(StrEnum):
+    """Which work queue a request waits in: urgent renders go before normal and low ones."""
+
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+
+# Highest first: the order in which a processor looks for work.
+PRIORITIES = (Priority.high, Priority.normal, Priority.low)
 
 # RabbitMQ grew quorum queues in 3.8.
 QUORUM_SINCE = (3, 8)

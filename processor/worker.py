@@ -42,9 +42,9 @@ from processor.errors import (
 )
 from processor.exit_codes import ExitCode
 from processor.job import Produced, produce
-from processor.logs import request_context
+from processor.logs import redact, request_context
 from processor.render_progress import FrameCount, Frames, Reporter, Throttle
-from processor.settings import ProcessorSettings, redact
+from processor.settings import ProcessorSettings
 from processor.storage import open_storage
 
 log = logging.getLogger(__name__)
