@@ -31,7 +31,7 @@ from tenacity import (
 from processor.contract import VIDEO_ID, Subject
 from processor.errors import BatchNotFound, BrokerUnavailable, ConfigurationError
 from processor.logs import redact
-from processor.settings import BrokerSettings
+from processor.settings import SharedSettings
 from processor.topology import PRIORITIES, RETURN_TO, Priority, Topology
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ class Broker:
 
     def __init__(
         self,
-        settings: BrokerSettings,
+        settings: SharedSettings,
         purpose: str,
         *,
         announce: bool = False,

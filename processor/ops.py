@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from processor.broker import Broker, DeadLetter
-from processor.settings import BrokerSettings
+from processor.settings import SharedSettings
 from processor.topology import PRIORITIES
 
 
 @contextmanager
-def _broker(settings: BrokerSettings) -> Iterator[Broker]:
+def _broker(settings: SharedSettings) -> Iterator[Broker]:
     broker = Broker(settings, "operator")
     try:
         yield broker
@@ -28,7 +28,7 @@ def _broker(settings: BrokerSettings) -> Iterator[Broker]:
         broker.close()
 
 
-def stats(settings: BrokerSettings, args: argparse.Namespace) -> int:
+def stats(settings: SharedSettings, args: argparse.Namespace) -> int:
     with _broker(settings) as broker:
         counts = broker.counts()
         topology = broker.topology
@@ -80,7 +80,7 @@ def _row(letter: DeadLetter) -> dict[str, Any]:
     }
 
 
-def dead_list(settings: BrokerSettings, args: argparse.Namespace) -> int:
+def dead_list(settings: SharedSettings, args: argparse.Namespace) -> int:
     with _broker(settings) as broker:
         rows = [_row(letter) for letter in broker.dead_letters()]
     if args.json:
@@ -98,7 +98,7 @@ def dead_list(settings: BrokerSettings, args: argparse.Namespace) -> int:
     return 0
 
 
-def dead_requeue(settings: BrokerSettings, args: argparse.Namespace) -> int:
+def dead_requeue(settings: SharedSettings, args: argparse.Namespace) -> int:
     wanted = set(args.video_ids)
     with _broker(settings) as broker:
         moved = broker.requeue_dead(lambda letter: args.all or letter.subject.video_id in wanted)
@@ -109,7 +109,7 @@ def dead_requeue(settings: BrokerSettings, args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
-def dead_purge(settings: BrokerSettings, _args: argparse.Namespace) -> int:
+def dead_purge(settings: SharedSettings, _args: argparse.Namespace) -> int:
     with _broker(settings) as broker:
         purged = broker.purge_dead()
     print(f"purged {purged} dead-lettered request(s)")

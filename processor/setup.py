@@ -22,7 +22,7 @@ from processor.errors import BrokerUnavailable, ConfigurationError, ManagementUn
 from processor.exit_codes import ExitCode
 from processor.logs import redact
 from processor.migrate import migrate as migrate_queues
-from processor.settings import BrokerSettings
+from processor.settings import SharedSettings
 from processor.topology import Topology
 
 WHAT_TO_DO = (
@@ -31,7 +31,7 @@ WHAT_TO_DO = (
 )
 
 
-def write_definitions(settings: BrokerSettings, path: Path, include_user: bool) -> None:
+def write_definitions(settings: SharedSettings, path: Path, include_user: bool) -> None:
     topology = Topology.for_broker(settings, server_version=())
     username, password, vhost = policies.amqp_identity(settings)
     document = policies.definitions(topology, vhost, (username, password) if include_user else None)
@@ -44,7 +44,7 @@ def write_definitions(settings: BrokerSettings, path: Path, include_user: bool) 
 
 
 def setup_broker(
-    settings: BrokerSettings,
+    settings: SharedSettings,
     *,
     definitions: Path | None = None,
     include_user: bool = False,
@@ -72,7 +72,7 @@ def setup_broker(
     return ExitCode.OK
 
 
-def _set_up(settings: BrokerSettings, management: policies.Management, migrate: bool) -> list[dict[str, Any]]:
+def _set_up(settings: SharedSettings, management: policies.Management, migrate: bool) -> list[dict[str, Any]]:
     broker = Broker(settings, "setup-broker")
     try:
         if migrate:

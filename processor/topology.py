@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from processor.settings import BrokerSettings
+from processor.settings import SharedSettings
 
 
 class Priority(StrEnum):
@@ -65,7 +65,7 @@ class Topology:
     work_queue_type: str | None = None
 
     @classmethod
-    def for_broker(cls, settings: BrokerSettings, server_version: tuple[int, ...]) -> Topology:
+    def for_broker(cls, settings: SharedSettings, server_version: tuple[int, ...]) -> Topology:
         quorum = {
             "quorum": True,
             "classic": False,
