@@ -22,7 +22,9 @@ from datetime import UTC, datetime
 from loader.sources import Line, from_jsonl, from_repos, read_repos_file, together
 from processor import progress
 from processor import settings as settings_module
-from processor.broker import Broker, Publisher
+from processor.broker.batches import BatchQueues
+from processor.broker.connection import Connection
+from processor.broker.loading import Publisher
 from processor.contract import BatchManifest, ManifestEntry, RenderRequest, describe_repos
 from processor.errors import BrokerUnavailable, ConfigurationError
 from processor.exit_codes import ExitCode
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.wait and outcome.loaded:
         sys.stdout.flush()
         waited = progress.follow(
-            lambda: Broker(settings, "loader --wait"),
+            lambda: Connection(settings, "loader --wait"),
             batch_id,
             timeout=args.wait_timeout,
             out=sys.stdout,
@@ -176,9 +178,10 @@ def _load(
     """Publish `requests`, counting what the broker committed; then launch processors if asked."""
     if not requests and settings.launch_job_template is None:
         return
-    broker = Broker(settings, "loader")
+    connection = Connection(settings, "loader")
+    batches = BatchQueues(connection)
     try:
-        queue = broker.topology.work_queue(priority)
+        queue = connection.topology.work_queue(priority)
         started = time.monotonic()
         bodies = [request.to_wire() for request in requests]
 
@@ -188,28 +191,28 @@ def _load(
         if requests and settings.batch_ttl:
             # Before the first request goes out: a render may finish before loading does.
             keys = {r.batch_id for r in requests if r.batch_id}
-            broker.prepare_batch(batch_id, settings.batch_ttl, keys)
+            batches.prepare(batch_id, settings.batch_ttl, keys)
         try:
-            Publisher(broker).publish_all(queue, bodies, committed)
+            Publisher(connection).publish_all(queue, bodies, committed)
         finally:
             if outcome.loaded and settings.batch_ttl:
-                _record_manifest(broker, batch_id, requests[: outcome.loaded])
+                _record_manifest(batches, batch_id, requests[: outcome.loaded])
         if bodies:
             log.info(
                 "published %d request(s) to %s in %.2f s", outcome.loaded, queue, time.monotonic() - started
             )
         if settings.launch_job_template is not None:
-            _launch(settings, broker.backlog())
+            _launch(settings, connection.backlog())
     finally:
-        broker.close()
+        connection.close()
 
 
-def _record_manifest(broker: Broker, batch_id: str, loaded: list[RenderRequest]) -> None:
+def _record_manifest(batches: BatchQueues, batch_id: str, loaded: list[RenderRequest]) -> None:
     """What the batch holds, for followers; commits go in order, so `loaded` is a prefix."""
     entries = [ManifestEntry(video_id=r.video_id, repo_url=describe_repos(r.repos)) for r in loaded]
     manifest = BatchManifest(batch_id=batch_id, loaded_at=datetime.now(UTC), requests=entries)
     try:
-        broker.publish_manifest(batch_id, manifest.to_wire())
+        batches.publish_manifest(batch_id, manifest.to_wire())
     except BrokerUnavailable as exc:
         log.error("could not record the batch's manifest; followers will not know its total: %s", exc)
 

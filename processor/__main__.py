@@ -38,11 +38,11 @@ def _run(args: argparse.Namespace) -> int:
 def _watch(args: argparse.Namespace) -> int:
     settings = settings_module.load(SharedSettings, args)
     configure(settings.log_format, settings.log_level)
-    from processor.broker import Broker
+    from processor.broker.connection import Connection
     from processor.progress import follow
 
     return follow(
-        lambda: Broker(settings, "watch"),
+        lambda: Connection(settings, "watch"),
         args.batch,
         timeout=args.timeout,
         out=sys.stdout,

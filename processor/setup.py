@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from processor import policies
-from processor.broker import AMQP_ERRORS, Broker
+from processor.broker.connection import AMQP_ERRORS, Connection
 from processor.errors import BrokerUnavailable, ConfigurationError, ManagementUnreachable
 from processor.exit_codes import ExitCode
 from processor.logs import redact
@@ -32,7 +32,7 @@ WHAT_TO_DO = (
 
 
 def write_definitions(settings: SharedSettings, path: Path, include_user: bool) -> None:
-    topology = Topology.for_broker(settings, server_version=())
+    topology = Topology.for_broker(settings, knows_quorum=False)
     username, password, vhost = policies.amqp_identity(settings)
     document = policies.definitions(topology, vhost, (username, password) if include_user else None)
     # It may hold a password: readable by its owner only.
@@ -73,11 +73,11 @@ def setup_broker(
 
 
 def _set_up(settings: SharedSettings, management: policies.Management, migrate: bool) -> list[dict[str, Any]]:
-    broker = Broker(settings, "setup-broker")
+    connection = Connection(settings, "setup-broker")
     try:
         if migrate:
-            for queue, count in migrate_queues(broker.connection, broker.topology).items():
+            for queue, count in migrate_queues(connection.amqp, connection.topology).items():
                 print(f"{queue}: {count} request(s) moved, declared without arguments")
-        return policies.apply(broker.topology, management)
+        return policies.apply(connection.topology, management)
     finally:
-        broker.close()
+        connection.close()
