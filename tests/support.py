@@ -285,17 +285,7 @@ class Pipeline:
 
     def drain(self, queue: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """Every message now in `queue` as (headers, decoded body), acknowledged."""
-        out = []
-        with _channel(self.amqp_url) as channel:
-            while True:
-                method, props, body = channel.basic_get(queue, auto_ack=True)
-                if method is None:
-                    return out
-                try:
-                    decoded = json.loads(body)
-                except ValueError:
-                    decoded = {"raw": body.decode(errors="replace")}
-                out.append((dict(props.headers or {}), decoded))
+        return drain(self.amqp_url, queue)
 
     def results(self) -> list[dict[str, Any]]:
         return [body for _, body in self.drain(f"{self.base}.results")]
@@ -327,13 +317,31 @@ class Pipeline:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        with _channel(self.amqp_url) as channel:
-            for name in _queue_names(self.base):
-                channel.queue_delete(name)
-            channel.exchange_delete(f"{self.base}.results")
-            channel.exchange_delete(f"{self.base}.results.batch")
-            channel.exchange_delete(f"{self.base}.retry")
-            channel.exchange_delete(f"{self.base}.progress")
+        delete_layout(self.amqp_url, self.base)
+
+
+def drain(amqp_url: str, queue: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every message now in `queue` as (headers, decoded body), acknowledged."""
+    out: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    with _channel(amqp_url) as channel:
+        while True:
+            method, props, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return out
+            try:
+                decoded = json.loads(body)
+            except ValueError:
+                decoded = {"raw": body.decode(errors="replace")}
+            out.append((dict(props.headers or {}), decoded))
+
+
+def delete_layout(amqp_url: str, base: str) -> None:
+    """Every queue and exchange a test may have made under `base`, gone."""
+    with _channel(amqp_url) as channel:
+        for name in _queue_names(base):
+            channel.queue_delete(name)
+        for exchange in ("results", "results.batch", "retry", "progress"):
+            channel.exchange_delete(f"{base}.{exchange}")
 
 
 class _channel:  # noqa: N801 - used as a context manager, reads like `with channel`

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pika
@@ -80,6 +81,33 @@ _PAST_LIFE = {
 def own_headers(headers: dict[str, Any]) -> dict[str, Any]:
     """Headers worth carrying on a copy: not the bookkeeping of earlier attempts."""
     return {k: v for k, v in headers.items() if k not in _PAST_LIFE}
+
+
+def retry_headers(delivery: Delivery, error: str) -> dict[str, Any]:
+    """A retry's copy: one attempt up, the way back to its work queue, and what went wrong."""
+    return {
+        **own_headers(delivery.headers),
+        ATTEMPT: delivery.attempt + 1,
+        RETURN_TO: delivery.queue,
+        "x-last-error": error[:1000],
+    }
+
+
+def counted_headers(delivery: Delivery) -> dict[str, Any]:
+    """A redelivered request's copy on a classic queue: its unsettled deliveries counted."""
+    return {**delivery.headers, REDELIVERIES: delivery.unsettled}
+
+
+def dead_letter_headers(delivery: Delivery, reason: str, error: str) -> dict[str, Any]:
+    """A dead letter's: why it died, after how many attempts, when, and where it came from."""
+    return {
+        **own_headers(delivery.headers),
+        "x-reason": reason,
+        "x-error": error[:1000],
+        "x-attempts": delivery.attempt,
+        "x-dead-at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "x-source-queue": delivery.queue,
+    }
 
 
 def persistent(headers: dict[str, Any] | None = None, kind: str | None = None) -> pika.BasicProperties:

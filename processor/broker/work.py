@@ -11,14 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from processor.broker.connection import Connection, translated
-from processor.broker.messages import ATTEMPT, REDELIVERIES, Delivery, own_headers, routing_key
+from processor.broker.messages import (
+    Delivery,
+    counted_headers,
+    dead_letter_headers,
+    retry_headers,
+    routing_key,
+)
 from processor.broker.progress_events import ProgressEvents
 from processor.settings import SharedSettings
-from processor.topology import PRIORITIES, RETURN_TO, Priority, Topology
+from processor.topology import PRIORITIES, Priority, Topology
 
 
 class WorkBroker(Protocol):
@@ -163,31 +168,19 @@ class WorkQueues:
 
     def retry_later(self, delivery: Delivery, delay: int, error: str) -> None:
         """A copy to the delay queue that returns it to its work queue; then ack the original."""
-        headers = {
-            **own_headers(delivery.headers),
-            ATTEMPT: delivery.attempt + 1,
-            RETURN_TO: delivery.queue,
-            "x-last-error": error[:1000],
-        }
-        self.connection.publish("", self.topology.delay_queue(delay), delivery.body, headers)
+        self.connection.publish(
+            "", self.topology.delay_queue(delay), delivery.body, retry_headers(delivery, error)
+        )
         self.ack(delivery)
 
     def count_redelivery(self, delivery: Delivery) -> None:
         """Classic queues: requeue a redelivered request with its count raised (at the tail)."""
-        headers = {**delivery.headers, REDELIVERIES: delivery.unsettled}
-        self.connection.publish("", delivery.queue, delivery.body, headers)
+        self.connection.publish("", delivery.queue, delivery.body, counted_headers(delivery))
         self.ack(delivery)
 
     def dead_letter(self, delivery: Delivery, reason: str, error: str) -> None:
         """The original body to the dead queue with why; then ack the original."""
-        headers = {
-            **own_headers(delivery.headers),
-            "x-reason": reason,
-            "x-error": error[:1000],
-            "x-attempts": delivery.attempt,
-            "x-dead-at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "x-source-queue": delivery.queue,
-        }
+        headers = dead_letter_headers(delivery, reason, error)
         self.connection.publish("", self.topology.dead_queue, delivery.body, headers)
         self.ack(delivery)
 
