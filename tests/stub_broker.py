@@ -91,13 +91,7 @@ class StubBroker:
                 )
         return None
 
-    def wait_for(
-        self,
-        future: Future[Any],
-        tick: float = 0.5,
-        stop: Callable[[], bool] = lambda: False,
-        every_tick: Callable[[], None] = lambda: None,
-    ) -> None:
+    def wait_for(self, future: Future[Any], stop: Callable[[], bool], every_tick: Callable[[], None]) -> None:
         while not future.done() and not stop():
             if self.lose_connection_while_rendering:
                 self.lose_connection_while_rendering = False

@@ -36,6 +36,8 @@ from processor.topology import Topology
 log = logging.getLogger(__name__)
 
 AMQP_ERRORS = (pika.exceptions.AMQPError, OSError)
+# Seconds between looks at a render in `wait_for` (heartbeats need far fewer).
+TICK = 0.5
 # The queue `knows_quorum_queues` asks for: `{RENDER_QUEUE}.quorum-probe`, never kept.
 _PROBE = "quorum-probe"
 
@@ -188,17 +190,11 @@ class Connection:
             pass
 
     # the connection kept alive -------------------------------------------------------------
-    def wait_for(
-        self,
-        future: Future[Any],
-        tick: float = 0.5,
-        stop: Callable[[], bool] = lambda: False,
-        every_tick: Callable[[], None] = lambda: None,
-    ) -> None:
-        """Service heartbeats until `future` is done or `stop()` says so; `every_tick()` between."""
+    def wait_for(self, future: Future[Any], stop: Callable[[], bool], every_tick: Callable[[], None]) -> None:
+        """Service heartbeats until `future` is done or `stop()` says so; `every_tick()` between ticks."""
         with translated():
             while not future.done() and not stop():
-                self.amqp.process_data_events(time_limit=tick)
+                self.amqp.process_data_events(time_limit=TICK)
                 every_tick()
 
     def sleep(self, seconds: float) -> None:

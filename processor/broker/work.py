@@ -35,14 +35,8 @@ class WorkBroker(Protocol):
     def take(self) -> Delivery | None:
         """The next request, highest priority first, marked in flight; None if all are empty."""
 
-    def wait_for(
-        self,
-        future: Future[Any],
-        tick: float = ...,
-        stop: Callable[[], bool] = ...,
-        every_tick: Callable[[], None] = ...,
-    ) -> None:
-        """Keep the connection alive until `future` is done or `stop()`; `every_tick()` between."""
+    def wait_for(self, future: Future[Any], stop: Callable[[], bool], every_tick: Callable[[], None]) -> None:
+        """Keep the connection alive until `future` is done or `stop()`; `every_tick()` between ticks."""
 
     def sleep(self, seconds: float) -> None: ...
 
@@ -99,14 +93,8 @@ class WorkQueues:
     def close(self) -> None:
         self.connection.close()
 
-    def wait_for(
-        self,
-        future: Future[Any],
-        tick: float = 0.5,
-        stop: Callable[[], bool] = lambda: False,
-        every_tick: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.connection.wait_for(future, tick, stop, every_tick)
+    def wait_for(self, future: Future[Any], stop: Callable[[], bool], every_tick: Callable[[], None]) -> None:
+        self.connection.wait_for(future, stop, every_tick)
 
     def sleep(self, seconds: float) -> None:
         self.connection.sleep(seconds)
