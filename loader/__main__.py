@@ -22,16 +22,17 @@ from datetime import UTC, datetime
 from loader.sources import Line, from_jsonl, from_repos, read_repos_file, together
 from processor import progress
 from processor import settings as settings_module
-from processor.broker import Broker, Publisher
+from processor.broker.batches import BatchQueues
+from processor.broker.connection import Connection
+from processor.broker.loading import Publisher
 from processor.contract import BatchManifest, ManifestEntry, RenderRequest, describe_repos
-from processor.errors import EXIT_CONFIGURATION, BrokerUnavailable, ConfigurationError
+from processor.errors import BrokerUnavailable, ConfigurationError
+from processor.exit_codes import ExitCode
 from processor.logs import configure
-from processor.settings import LoaderSettings, Priority
+from processor.settings import LoaderSettings
+from processor.topology import Priority
 
 log = logging.getLogger("loader")
-
-EXIT_NOT_ALL_LOADED = 1
-EXIT_INVALID_INPUT = 2
 
 
 @dataclass
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         lines = _read(args, batch_id)
     except OSError as exc:
         log.error("cannot read the input: %s", exc)
-        return EXIT_INVALID_INPUT
+        return ExitCode.INVALID_INPUT
     invalid = [line for line in lines if line.error]
     for line in invalid:
         log.error("%s: invalid request: %s", line.where, line.error)
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%d of %d requests are invalid; nothing published (--skip-invalid loads the rest)",
                   len(invalid), len(lines))  # fmt: skip
         Outcome(total=len(invalid), skipped=len(invalid)).report(batch_id)
-        return EXIT_INVALID_INPUT
+        return ExitCode.INVALID_INPUT
     outcome = Outcome(total=len(lines), skipped=len(invalid))
 
     requests = [line.request for line in lines if line.request is not None]
@@ -148,15 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         log.error("stopping: configuration error: %s", exc)
         outcome.report(batch_id)
-        return EXIT_CONFIGURATION
+        return ExitCode.CONFIGURATION
     except BrokerUnavailable as exc:
         log.error("stopping: the broker is unavailable: %s", exc)
     outcome.report(batch_id)
-    code = 0 if outcome.loaded == outcome.total else EXIT_NOT_ALL_LOADED
+    code: int = ExitCode.OK if outcome.loaded == outcome.total else ExitCode.NOT_ALL_LOADED
     if args.wait and outcome.loaded:
         sys.stdout.flush()
         waited = progress.follow(
-            lambda: Broker(settings, "loader --wait"),
+            lambda: Connection(settings, "loader --wait"),
             batch_id,
             timeout=args.wait_timeout,
             out=sys.stdout,
@@ -177,9 +178,10 @@ def _load(
     """Publish `requests`, counting what the broker committed; then launch processors if asked."""
     if not requests and settings.launch_job_template is None:
         return
-    broker = Broker(settings, "loader")
+    connection = Connection(settings, "loader")
+    batches = BatchQueues(connection)
     try:
-        queue = broker.topology.work_queue(priority)
+        queue = connection.topology.work_queue(priority)
         started = time.monotonic()
         bodies = [request.to_wire() for request in requests]
 
@@ -189,28 +191,28 @@ def _load(
         if requests and settings.batch_ttl:
             # Before the first request goes out: a render may finish before loading does.
             keys = {r.batch_id for r in requests if r.batch_id}
-            broker.prepare_batch(batch_id, settings.batch_ttl, keys)
+            batches.prepare(batch_id, settings.batch_ttl, keys)
         try:
-            Publisher(broker).publish_all(queue, bodies, committed)
+            Publisher(connection).publish_all(queue, bodies, committed)
         finally:
             if outcome.loaded and settings.batch_ttl:
-                _record_manifest(broker, batch_id, requests[: outcome.loaded])
+                _record_manifest(batches, batch_id, requests[: outcome.loaded])
         if bodies:
             log.info(
                 "published %d request(s) to %s in %.2f s", outcome.loaded, queue, time.monotonic() - started
             )
         if settings.launch_job_template is not None:
-            _launch(settings, broker.backlog())
+            _launch(settings, connection.backlog())
     finally:
-        broker.close()
+        connection.close()
 
 
-def _record_manifest(broker: Broker, batch_id: str, loaded: list[RenderRequest]) -> None:
+def _record_manifest(batches: BatchQueues, batch_id: str, loaded: list[RenderRequest]) -> None:
     """What the batch holds, for followers; commits go in order, so `loaded` is a prefix."""
     entries = [ManifestEntry(video_id=r.video_id, repo_url=describe_repos(r.repos)) for r in loaded]
     manifest = BatchManifest(batch_id=batch_id, loaded_at=datetime.now(UTC), requests=entries)
     try:
-        broker.publish_manifest(batch_id, manifest.to_wire())
+        batches.publish_manifest(batch_id, manifest.to_wire())
     except BrokerUnavailable as exc:
         log.error("could not record the batch's manifest; followers will not know its total: %s", exc)
 

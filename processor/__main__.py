@@ -20,7 +20,7 @@ from pathlib import Path
 
 from processor import settings as settings_module
 from processor.logs import configure
-from processor.settings import BrokerSettings, ProcessorSettings
+from processor.settings import ProcessorSettings, SharedSettings
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -36,13 +36,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    settings = settings_module.load(BrokerSettings, args)
+    settings = settings_module.load(SharedSettings, args)
     configure(settings.log_format, settings.log_level)
-    from processor.broker import Broker
+    from processor.broker.connection import Connection
     from processor.progress import follow
 
     return follow(
-        lambda: Broker(settings, "watch"),
+        lambda: Connection(settings, "watch"),
         args.batch,
         timeout=args.timeout,
         out=sys.stdout,
@@ -52,7 +52,7 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _setup_broker(args: argparse.Namespace) -> int:
-    settings = settings_module.load(BrokerSettings, args)
+    settings = settings_module.load(SharedSettings, args)
     configure("text" if sys.stderr.isatty() else "json", "WARNING")  # what it did goes to stdout
     from processor.setup import setup_broker
 
@@ -76,10 +76,10 @@ def _positive(text: str) -> float:
 
 
 def _operator(
-    action: Callable[[BrokerSettings, argparse.Namespace], int],
+    action: Callable[[SharedSettings, argparse.Namespace], int],
 ) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
-        settings = settings_module.load(BrokerSettings, args)
+        settings = settings_module.load(SharedSettings, args)
         configure("text" if sys.stderr.isatty() else "json", "WARNING")
         return action(settings, args)
 
@@ -115,11 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument(
         "--timeout", type=_positive, default=None, metavar="SECONDS", help="give up after this long"
     )
-    settings_module.add_flags(watch, BrokerSettings)
+    settings_module.add_flags(watch, SharedSettings)
     watch.set_defaults(command=_watch)
 
     stats = commands.add_parser("stats", help="queue depths and processors connected")
-    settings_module.add_flags(stats, BrokerSettings)
+    settings_module.add_flags(stats, SharedSettings)
     stats.add_argument("--json", action="store_true", help="machine-readable output")
     stats.set_defaults(command=_operator(ops.stats))
 
@@ -136,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     purge = dead_commands.add_parser("purge", help="drop every dead request")
     purge.set_defaults(command=_operator(ops.dead_purge))
     for sub in (dead_list, requeue, purge):
-        settings_module.add_flags(sub, BrokerSettings)
+        settings_module.add_flags(sub, SharedSettings)
 
     setup = commands.add_parser(
         "setup-broker",
@@ -157,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
         "--migrate", action="store_true",
         help="first recreate work queues made with arguments (0.1.0) plain, moving their requests",
     )  # fmt: skip
-    settings_module.add_flags(setup, BrokerSettings)
+    settings_module.add_flags(setup, SharedSettings)
     setup.set_defaults(command=_setup_broker)
     return parser
 

@@ -35,8 +35,8 @@ from pydantic import (
 )
 
 from processor.errors import InvalidRequest, RepositoryRejected
-from processor.git import transport
-from processor.settings import Framerate, parse_resolution, redact
+from processor.logs import redact
+from processor.repo_urls import transport
 
 MAX_BODY_BYTES = 64 * 1024
 # The schema's own ceiling on a repository list; MAX_REPOS_PER_VIDEO (an operator setting,
@@ -52,6 +52,26 @@ _DATE = re.compile(
     r"(?:\s*(?P<tz>[+-]\d{2}:?\d{2}|Z))?$"
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_RESOLUTION = re.compile(r"^-?(\d{2,5})x(\d{2,5})$")
+FRAMERATES = (25, 30, 60)
+
+
+def parse_resolution(value: str) -> tuple[int, int]:
+    """`-1280x720` or `1280x720` as (width, height); ValueError when it is neither."""
+    match = _RESOLUTION.match(value.strip())
+    if not match:
+        raise ValueError(f"resolution must look like 1280x720, got {value!r}")
+    return int(match[1]), int(match[2])
+
+
+def _check_framerate(value: int) -> int:
+    if value not in FRAMERATES:
+        raise ValueError("must be 25, 30 or 60")
+    return value
+
+
+# gource's --output-framerate takes exactly these; the operator's FRAMERATE and MAX_FRAMERATE too.
+Framerate = Annotated[int, AfterValidator(_check_framerate)]
 
 
 def _resolution(value: str) -> str:

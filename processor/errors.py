@@ -111,12 +111,3 @@ class ConfigurationError(GourceBatchError):
     """The deployment is wrong (settings, bucket, credentials): stop, keep the request."""
 
     reason = "configuration"
-
-
-# Exit codes are part of the interface: Kubernetes' podFailurePolicy keys on them.
-EXIT_OK = 0
-EXIT_UNEXPECTED = 1
-EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: broker or object store unreachable for too long
-EXIT_NO_MANAGEMENT = 75  # sysexits EX_TEMPFAIL: setup-broker found no management API to apply policies
-EXIT_CONFIGURATION = 78  # sysexits EX_CONFIG
-EXIT_INTERRUPTED = 143  # 128 + SIGTERM: stopped on request, work handed back

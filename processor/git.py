@@ -22,8 +22,10 @@ from pydantic import SecretStr
 
 from processor.credentials import git_config_env
 from processor.errors import AuthenticationFailed, CloneFailed, EmptyRepository, RepositoryRejected
+from processor.logs import redact
 from processor.procs import run
-from processor.settings import ProcessorSettings, redact
+from processor.repo_urls import SCHEME, transport
+from processor.settings import ProcessorSettings
 
 # What gource itself asks git for (see NOTES.md), minus the shell.
 LOG_ARGS = [
@@ -36,9 +38,7 @@ LOG_ARGS = [
     "--no-show-signature",
 ]
 
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _HOST = re.compile(r"^[A-Za-z0-9._:\[\]-]{1,253}$")
-_SCP_LIKE = re.compile(r"^[^/:]+@[^/:]+:")
 _NOT_FOUND = re.compile(
     r"not found|does not exist|does not appear to be a git repository|Could not read from remote|"
     r"Repository not found|returned error: 404",
@@ -53,20 +53,6 @@ _AUTH_FAILED = re.compile(
 _REDIRECTED = re.compile(r"returned error: 30[1278]\b")
 
 
-def transport(url: str) -> str:
-    """The git transport a URL would use: https, http, ssh, git, file, or what it names."""
-    if url.startswith("-"):
-        raise RepositoryRejected("a repository URL must not start with '-'")
-    match = _SCHEME.match(url)
-    if match:
-        return match[1].lower()
-    if "::" in url:
-        return url.split("::", 1)[0].lower()  # remote helpers such as ext::
-    if _SCP_LIKE.match(url):
-        return "ssh"
-    return "file"  # a plain path
-
-
 def check_url(url: str, allowed: frozenset[str]) -> str | None:
     """RepositoryRejected unless `url` uses an allowed transport; returns its host, if any."""
     if any(ord(c) < 0x20 or c == "\x7f" for c in url):
@@ -78,7 +64,7 @@ def check_url(url: str, allowed: frozenset[str]) -> str | None:
         )
     if scheme == "file":
         return None
-    host = urlsplit(url).hostname if _SCHEME.match(url) else url.split("@", 1)[-1].split(":", 1)[0]
+    host = urlsplit(url).hostname if SCHEME.match(url) else url.split("@", 1)[-1].split(":", 1)[0]
     if not host or host.startswith("-") or not _HOST.match(host):
         raise RepositoryRejected("the repository URL has no valid host")
     return host
@@ -98,7 +84,7 @@ def resolve(
     A repository URL must not reach the cluster's own services, a node's loopback or the
     cloud metadata address (169.254.169.254) just by naming them, or a name that points there.
     """
-    port = urlsplit(url).port if _SCHEME.match(url) else None
+    port = urlsplit(url).port if SCHEME.match(url) else None
     try:
         infos = socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:

@@ -18,13 +18,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import SecretStr
 
 from processor.contract import RenderRequest
 from processor.errors import CloneFailed, EmptyRepository, GourceBatchError, RepositoryRejected
 from processor.git import check_url, fetch_log, tag_dates
-from processor.settings import ProcessorSettings, redact
+from processor.logs import redact
+from processor.settings import ProcessorSettings
 from processor.timeline import LogFormat, raw_commits, safe_text
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -77,10 +79,17 @@ def _custom_lines(git_log: Path, name: str, repository: Repository) -> Iterator[
             yield f"{commit.timestamp}|{author}|{action}|/{name}/{safe_text(path)}\n"
 
 
-def _read_back(path: Path) -> Iterator[tuple[int, str]]:
+class _Line(NamedTuple):
+    """A line of gource's custom log, and the time it starts with (what the merge orders by)."""
+
+    at: int
+    text: str
+
+
+def _read_back(path: Path) -> Iterator[_Line]:
     with path.open(encoding="utf-8") as lines:
         for line in lines:
-            yield int(line.split("|", 1)[0]), line
+            yield _Line(int(line.split("|", 1)[0]), line)
 
 
 @dataclass
@@ -165,8 +174,8 @@ def gather(
         raise EmptyRepository(f"none of the {len(urls)} repositories has a commit that changes a file")
     merged = work / "merged.log"
     with merged.open("w", encoding="utf-8") as out:
-        for _, line in heapq.merge(*(_read_back(p) for p in parts), key=lambda item: item[0]):
-            out.write(line)
+        for merged_line in heapq.merge(*(_read_back(p) for p in parts), key=lambda line: line.at):
+            out.write(merged_line.text)
     for part in parts:
         part.unlink()
     return merged, repositories

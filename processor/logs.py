@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("request", default={})  # noqa: B039
+
+
+def redact(text: str) -> str:
+    """`text` with the credentials of every URL in it replaced, fit for logs and events."""
+    return re.sub(r"(?<=://)[^/\s]+@", "***@", text)  # up to the last @: a password may hold one
 
 
 @contextmanager

@@ -22,10 +22,10 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from processor.broker import REDELIVERIES, exists_on, queue_counts, unsettled
+from processor.broker.connection import QueueCounts, exists_on, queue_counts
+from processor.broker.messages import REDELIVERIES, unsettled
 from processor.errors import ConfigurationError
-from processor.settings import PRIORITIES
-from processor.topology import Topology
+from processor.topology import PRIORITIES, Topology
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,9 @@ def _delete(connection: pika.BlockingConnection, queue: str) -> int:
 
 def _check_no_processors(connection: pika.BlockingConnection, topology: Topology) -> None:
     watched = [topology.processors_queue, *topology.work_queues]
-    connected = sum((queue_counts(connection, q) or (0, 0))[1] for q in watched)
-    busy = sum((queue_counts(connection, topology.inflight_queue(p)) or (0, 0))[1] for p in PRIORITIES)
+    none = QueueCounts(messages=0, consumers=0)
+    connected = sum((queue_counts(connection, q) or none).consumers for q in watched)
+    busy = sum((queue_counts(connection, topology.inflight_queue(p)) or none).consumers for p in PRIORITIES)
     if connected or busy:
         raise ConfigurationError(
             f"{max(connected, busy)} processor(s) or consumers are connected to {topology.base!r}: "

@@ -14,48 +14,36 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from processor.broker import Broker, DeadLetter
-from processor.settings import PRIORITIES, BrokerSettings
+from processor.broker.connection import Connection
+from processor.broker.dead_letters import DeadLetter, DeadLetterQueue
+from processor.settings import SharedSettings
+from processor.topology import PRIORITIES
 
 
 @contextmanager
-def _broker(settings: BrokerSettings) -> Iterator[Broker]:
-    broker = Broker(settings, "operator")
+def _connected(settings: SharedSettings) -> Iterator[Connection]:
+    connection = Connection(settings, "operator")
     try:
-        yield broker
+        yield connection
     finally:
-        broker.close()
+        connection.close()
 
 
-def stats(settings: BrokerSettings, args: argparse.Namespace) -> int:
-    with _broker(settings) as broker:
-        counts = broker.counts()
-        topology = broker.topology
-    rows: list[dict[str, Any]] = []
-    for priority in PRIORITIES:
-        queue = topology.work_queue(priority)
-        rows.append(
-            {"queue": queue, "kind": f"work ({priority.value})", "ready": counts[queue][0],
-             "in_flight": counts[topology.inflight_queue(priority)][1]}
-        )  # fmt: skip
-    for delay in topology.retry_delays:
-        queue = topology.delay_queue(delay)
-        rows.append(
-            {"queue": queue, "kind": f"retry in {delay} s", "ready": counts[queue][0], "in_flight": 0}
-        )
-    rows.append(
-        {
-            "queue": topology.dead_queue,
-            "kind": "dead",
-            "ready": counts[topology.dead_queue][0],
-            "in_flight": 0,
-        }
-    )
-    rows.append(
-        {"queue": topology.results_queue, "kind": "result events", "ready": counts[topology.results_queue][0],
-         "in_flight": 0}
-    )  # fmt: skip
-    processors = counts[topology.processors_queue][1]
+def stats(settings: SharedSettings, args: argparse.Namespace) -> int:
+    with _connected(settings) as connection:
+        topology = connection.topology
+        counts = connection.counts(topology.queues)
+
+    def row(queue: str, kind: str, in_flight: int = 0) -> dict[str, Any]:
+        return {"queue": queue, "kind": kind, "ready": counts[queue].messages, "in_flight": in_flight}
+
+    rows = [
+        row(topology.work_queue(p), f"work ({p.value})", counts[topology.inflight_queue(p)].consumers)
+        for p in PRIORITIES
+    ]
+    rows += [row(topology.delay_queue(delay), f"retry in {delay} s") for delay in topology.retry_delays]
+    rows += [row(topology.dead_queue, "dead"), row(topology.results_queue, "result events")]
+    processors = counts[topology.processors_queue].consumers
     if args.json:
         print(json.dumps({"queues": rows, "processors": processors}))
         return 0
@@ -79,9 +67,9 @@ def _row(letter: DeadLetter) -> dict[str, Any]:
     }
 
 
-def dead_list(settings: BrokerSettings, args: argparse.Namespace) -> int:
-    with _broker(settings) as broker:
-        rows = [_row(letter) for letter in broker.dead_letters()]
+def dead_list(settings: SharedSettings, args: argparse.Namespace) -> int:
+    with _connected(settings) as connection:
+        rows = [_row(letter) for letter in DeadLetterQueue(connection).read()]
     if args.json:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
@@ -97,10 +85,12 @@ def dead_list(settings: BrokerSettings, args: argparse.Namespace) -> int:
     return 0
 
 
-def dead_requeue(settings: BrokerSettings, args: argparse.Namespace) -> int:
+def dead_requeue(settings: SharedSettings, args: argparse.Namespace) -> int:
     wanted = set(args.video_ids)
-    with _broker(settings) as broker:
-        moved = broker.requeue_dead(lambda letter: args.all or letter.subject.video_id in wanted)
+    with _connected(settings) as connection:
+        moved = DeadLetterQueue(connection).requeue(
+            lambda letter: args.all or letter.subject.video_id in wanted
+        )
     print(f"requeued {len(moved)} request(s)")
     missing = wanted - {letter.subject.video_id for letter in moved}
     for video_id in sorted(missing):
@@ -108,8 +98,8 @@ def dead_requeue(settings: BrokerSettings, args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
-def dead_purge(settings: BrokerSettings, _args: argparse.Namespace) -> int:
-    with _broker(settings) as broker:
-        purged = broker.purge_dead()
+def dead_purge(settings: SharedSettings, _args: argparse.Namespace) -> int:
+    with _connected(settings) as connection:
+        purged = DeadLetterQueue(connection).purge()
     print(f"purged {purged} dead-lettered request(s)")
     return 0

@@ -6,7 +6,7 @@ publishes anything, the loader declares the batch's own durable queue
 after its requests are committed it adds a manifest (which videoIds, which repositories)
 to that queue. So the queue holds the manifest and every result event of the batch, from
 the first one on, however early the renders finish and however late a follower starts.
-Followers read it without removing anything (see `Broker.read_batch`), so any number of
+Followers read it without removing anything (see processor/broker/batches.py), so any number of
 them can watch one batch, and a `--wait` that was interrupted can be resumed with
 `watch`. The queue expires BATCH_TTL seconds after its last reader left.
 
@@ -29,19 +29,14 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
-from processor.broker import BatchMessage, Broker
+from processor.broker.batches import BatchMessage, BatchQueues
+from processor.broker.connection import Connection
 from processor.contract import BatchManifest, RenderProgressEvent, ResultEvent, State
 from processor.errors import BatchNotFound, BrokerUnavailable
+from processor.exit_codes import ExitCode
 from processor.logs import request_context
 
 log = logging.getLogger("progress")
-
-# Exit codes of a follower (part of the interface: a CronJob or CI step keys on them).
-EXIT_ALL_SUCCEEDED = 0
-EXIT_SOME_FAILED = 3
-EXIT_TIMED_OUT = 4
-EXIT_UNKNOWN_BATCH = 5
-EXIT_INTERRUPTED = 130
 
 PENDING = "pending"
 RENDERING = "rendering"
@@ -280,7 +275,7 @@ def _cells(row: Row) -> tuple[str, str, str, str]:
 
 
 def follow(
-    open_broker: Callable[[], Broker],
+    connect: Callable[[], Connection],
     batch_id: str,
     *,
     timeout: float | None,
@@ -296,9 +291,9 @@ def follow(
     timed_out = False
     try:
         while not state.finished() and not timed_out:
-            broker = open_broker()
+            connection = connect()
             try:
-                reading = broker.read_batch(batch_id, on_render_progress=state.add_render_progress)
+                reading = BatchQueues(connection).read(batch_id, on_render_progress=state.add_render_progress)
                 with closing(reading) as messages:
                     for message in messages:
                         if message is not None:
@@ -312,20 +307,20 @@ def follow(
             except BrokerUnavailable as exc:
                 log.warning("lost the broker (%s); reconnecting", exc)
             finally:
-                broker.close()
+                connection.close()
     except BatchNotFound as exc:
         err.write(
             f"batch {batch_id}: {exc}. It was never loaded on this RENDER_QUEUE with BATCH_TTL > 0, "
             "or nobody read it for BATCH_TTL seconds and it expired.\n"
         )
-        return EXIT_UNKNOWN_BATCH
+        return ExitCode.UNKNOWN_BATCH
     except KeyboardInterrupt:
         display.close(state)
         summary(state, out)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     display.close(state)
     summary(state, out)
     if timed_out:
         err.write(f"batch {batch_id}: gave up waiting after {duration(timeout or 0)}\n")
-        return EXIT_TIMED_OUT
-    return EXIT_SOME_FAILED if state.failed else EXIT_ALL_SUCCEEDED
+        return ExitCode.TIMED_OUT
+    return ExitCode.SOME_FAILED if state.failed else ExitCode.OK

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from processor.contract import GourceOptions
+from processor.contract import GourceOptions, parse_resolution
 from processor.errors import RenderFailed, RenderTimeout
 from processor.fonts import blank_characters, font_for
 from processor.pacing import Pace, choose, video_times
 from processor.presentation import Presentation, present, shown_names, shown_text
 from processor.procs import kill_group, spawn
 from processor.render_progress import PROGRESS_FILE, FrameCount, ProgressFile
-from processor.settings import ProcessorSettings, parse_resolution
+from processor.settings import ProcessorSettings
 from processor.timeline import Selection, Timeline
 
 # After the last commit gource's users linger (3 s idle, then a fade) before the end.

@@ -11,57 +11,27 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-import re
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
-from processor.errors import EXIT_CONFIGURATION
-
-RESOLUTION = re.compile(r"^-?(\d{2,5})x(\d{2,5})$")
-FRAMERATES = (25, 30, 60)
+from processor.contract import Framerate, parse_resolution
+from processor.exit_codes import ExitCode
 
 
-def _check_framerate(value: int) -> int:
-    if value not in FRAMERATES:
-        raise ValueError("must be 25, 30 or 60")
-    return value
+class Settings(BaseSettings):
+    """Base of every settings class: read once from the environment and flags, frozen, no unknown names."""
 
-
-# gource's --output-framerate takes exactly these.
-Framerate = Annotated[int, AfterValidator(_check_framerate)]
-
-
-class Priority(StrEnum):
-    high = "high"
-    normal = "normal"
-    low = "low"
-
-
-# Highest first: the order in which a processor looks for work.
-PRIORITIES = (Priority.high, Priority.normal, Priority.low)
-
-
-def parse_resolution(value: str) -> tuple[int, int]:
-    """`-1280x720` or `1280x720` as (width, height); ValueError when it is neither."""
-    match = RESOLUTION.match(value.strip())
-    if not match:
-        raise ValueError(f"resolution must look like 1280x720, got {value!r}")
-    return int(match[1]), int(match[2])
-
-
-class _Settings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="forbid", case_sensitive=False)
 
 
-class BrokerSettings(_Settings):
-    """What both sides need to find the queues."""
+class BrokerSettings(Settings):
+    """Where the broker is, and the layout of the queues on it."""
 
     amqp_url: str = Field(
         "amqp://guest:guest@localhost:5672/%2F",
@@ -95,35 +65,9 @@ class BrokerSettings(_Settings):
             "its credentials)."
         ),
     )
-
-    log_format: Literal["auto", "json", "text"] = Field(
-        "auto", description="auto: readable text on a terminal, JSON lines elsewhere."
-    )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     connect_timeout: float = Field(
         60.0, gt=0, description="Seconds to keep retrying the broker connection (start-up and reconnects)."
     )
-    max_attempts: int = Field(
-        3, ge=1, le=20, description="Attempts of a failing render before it is dead-lettered."
-    )
-    retry_delay: int = Field(
-        30, ge=1, le=86400, description="Seconds before the first retry; later ones grow by RETRY_BACKOFF."
-    )
-    retry_backoff: float = Field(4.0, ge=1, le=10, description="Factor between successive retry delays.")
-    batch_ttl: int = Field(
-        86400,
-        ge=0,
-        le=30 * 86400,
-        description=(
-            "Seconds a batch's progress queue (`watch --batch`, `loader --wait`) is kept after "
-            "its last reader left; 0: loaders make none."
-        ),
-    )
-
-    @property
-    def retry_delays(self) -> tuple[int, ...]:
-        """Seconds before attempt 2, 3, ...: exponential back-off, one delay queue each."""
-        return tuple(round(self.retry_delay * self.retry_backoff**n) for n in range(self.max_attempts - 1))
 
     @field_validator("management_url")
     @classmethod
@@ -140,8 +84,53 @@ class BrokerSettings(_Settings):
         return value
 
 
-class LoaderSettings(BrokerSettings):
-    """The loader's own settings: where the processor Job template is, and how to size it."""
+class RetrySettings(Settings):
+    """How often and how late a failed render is tried again.
+
+    Every side reads them, not only the processor: each retry delay is a queue of the layout
+    (processor/topology.py), which whoever connects first declares.
+    """
+
+    max_attempts: int = Field(
+        3, ge=1, le=20, description="Attempts of a failing render before it is dead-lettered."
+    )
+    retry_delay: int = Field(
+        30, ge=1, le=86400, description="Seconds before the first retry; later ones grow by RETRY_BACKOFF."
+    )
+    retry_backoff: float = Field(4.0, ge=1, le=10, description="Factor between successive retry delays.")
+
+    @property
+    def retry_delays(self) -> tuple[int, ...]:
+        """Seconds before attempt 2, 3, ...: exponential back-off, one delay queue each."""
+        return tuple(round(self.retry_delay * self.retry_backoff**n) for n in range(self.max_attempts - 1))
+
+
+class LogSettings(Settings):
+    """How every command logs (processor/logs.py)."""
+
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto: readable text on a terminal, JSON lines elsewhere."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+
+
+# pydantic lists the fields of the last base first: the broker's, then the retries', then logging's.
+class SharedSettings(LogSettings, RetrySettings, BrokerSettings):
+    """What the loader, the processor and the operator tools all read."""
+
+
+class LoaderSettings(SharedSettings):
+    """The loader's own settings: its batch's progress queue, and the processor Job it may launch."""
+
+    batch_ttl: int = Field(
+        86400,
+        ge=0,
+        le=30 * 86400,
+        description=(
+            "Seconds a batch's progress queue (`watch --batch`, `loader --wait`) is kept after "
+            "its last reader left; 0: loaders make none."
+        ),
+    )
 
     launch_job_template: Path | None = Field(
         None,
@@ -163,7 +152,7 @@ class LoaderSettings(BrokerSettings):
         return self
 
 
-class ProcessorSettings(BrokerSettings):
+class ProcessorSettings(SharedSettings):
     """Everything the processor needs; operator-owned render defaults and ceilings."""
 
     output_url: str = Field(
@@ -414,10 +403,10 @@ class ProcessorSettings(BrokerSettings):
         return self
 
 
-S = TypeVar("S", bound=_Settings)
+S = TypeVar("S", bound=Settings)
 
 
-def add_flags(parser: argparse.ArgumentParser, settings_class: type[_Settings]) -> None:
+def add_flags(parser: argparse.ArgumentParser, settings_class: type[Settings]) -> None:
     """One `--flag` per setting, named after its environment variable, default from env."""
     group = parser.add_argument_group("settings (environment variable in capitals, flag wins)")
     for name, field in settings_class.model_fields.items():
@@ -440,30 +429,25 @@ def load(settings_class: type[S], args: argparse.Namespace) -> S:
             name = str(error["loc"][0]).upper() if error["loc"] else "settings"
             message = error["msg"].removeprefix("Value error, ")
             print(f"configuration error: {name}: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIGURATION) from None
+        raise SystemExit(ExitCode.CONFIGURATION) from None
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIGURATION) from None
+        raise SystemExit(ExitCode.CONFIGURATION) from None
 
 
-def redact(text: str) -> str:
-    """`text` with the credentials of every URL in it replaced, fit for logs and events."""
-    return re.sub(r"(?<=://)[^/\s]+@", "***@", text)  # up to the last @: a password may hold one
-
-
-def environment_names(settings_class: type[_Settings]) -> list[str]:
+def environment_names(settings_class: type[Settings]) -> list[str]:
     return [name.upper() for name in settings_class.model_fields]
 
 
 __all__ = [
-    "PRIORITIES",
     "BrokerSettings",
     "LoaderSettings",
-    "Priority",
+    "LogSettings",
     "ProcessorSettings",
+    "RetrySettings",
+    "Settings",
+    "SharedSettings",
     "add_flags",
     "environment_names",
     "load",
-    "parse_resolution",
-    "redact",
 ]

@@ -17,18 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from processor import policies
-from processor.broker import AMQP_ERRORS, Broker
-from processor.errors import (
-    EXIT_CONFIGURATION,
-    EXIT_NO_MANAGEMENT,
-    EXIT_OK,
-    EXIT_UNAVAILABLE,
-    BrokerUnavailable,
-    ConfigurationError,
-    ManagementUnreachable,
-)
+from processor.broker.connection import AMQP_ERRORS, Connection
+from processor.errors import BrokerUnavailable, ConfigurationError, ManagementUnreachable
+from processor.exit_codes import ExitCode
+from processor.logs import redact
 from processor.migrate import migrate as migrate_queues
-from processor.settings import BrokerSettings, redact
+from processor.settings import SharedSettings
 from processor.topology import Topology
 
 WHAT_TO_DO = (
@@ -37,8 +31,8 @@ WHAT_TO_DO = (
 )
 
 
-def write_definitions(settings: BrokerSettings, path: Path, include_user: bool) -> None:
-    topology = Topology.for_broker(settings, server_version=())
+def write_definitions(settings: SharedSettings, path: Path, include_user: bool) -> None:
+    topology = Topology.for_broker(settings, knows_quorum=False)
     username, password, vhost = policies.amqp_identity(settings)
     document = policies.definitions(topology, vhost, (username, password) if include_user else None)
     # It may hold a password: readable by its owner only.
@@ -50,7 +44,7 @@ def write_definitions(settings: BrokerSettings, path: Path, include_user: bool) 
 
 
 def setup_broker(
-    settings: BrokerSettings,
+    settings: SharedSettings,
     *,
     definitions: Path | None = None,
     include_user: bool = False,
@@ -59,31 +53,31 @@ def setup_broker(
     """Run the command; every way it ends is one line and an exit code."""
     if definitions is not None:
         write_definitions(settings, definitions, include_user)
-        return EXIT_OK
+        return ExitCode.OK
     management = policies.Management.for_settings(settings)
     try:
         stored = _set_up(settings, management, migrate)
     except ManagementUnreachable as exc:
         print(f"setup-broker: {exc}: {WHAT_TO_DO}", file=sys.stderr)
-        return EXIT_NO_MANAGEMENT
+        return ExitCode.NO_MANAGEMENT
     except ConfigurationError as exc:
         print(f"setup-broker: configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIGURATION
+        return ExitCode.CONFIGURATION
     except (BrokerUnavailable, *AMQP_ERRORS) as exc:
         print(f"setup-broker: the broker is unavailable: {redact(str(exc))}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return ExitCode.UNAVAILABLE
     for policy in stored:
         definition = json.dumps(policy["definition"])
         print(f"policy {policy['name']} applies to {policy['pattern']} on {management}: {definition}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
-def _set_up(settings: BrokerSettings, management: policies.Management, migrate: bool) -> list[dict[str, Any]]:
-    broker = Broker(settings, "setup-broker")
+def _set_up(settings: SharedSettings, management: policies.Management, migrate: bool) -> list[dict[str, Any]]:
+    connection = Connection(settings, "setup-broker")
     try:
         if migrate:
-            for queue, count in migrate_queues(broker.connection, broker.topology).items():
+            for queue, count in migrate_queues(connection.amqp, connection.topology).items():
                 print(f"{queue}: {count} request(s) moved, declared without arguments")
-        return policies.apply(broker.topology, management)
+        return policies.apply(connection.topology, management)
     finally:
-        broker.close()
+        connection.close()

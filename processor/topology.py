@@ -16,12 +16,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
-from processor.settings import PRIORITIES, BrokerSettings, Priority
+from processor.settings import SharedSettings
 
-# RabbitMQ grew quorum queues in 3.8.
-QUORUM_SINCE = (3, 8)
+
+class Priority(StrEnum):
+    """Which work queue a request waits in: urgent renders go before normal and low ones."""
+
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+
+# Highest first: the order in which a processor looks for work.
+PRIORITIES = (Priority.high, Priority.normal, Priority.low)
 
 
 class Declaring(Protocol):
@@ -52,12 +62,10 @@ class Topology:
     work_queue_type: str | None = None
 
     @classmethod
-    def for_broker(cls, settings: BrokerSettings, server_version: tuple[int, ...]) -> Topology:
-        quorum = {
-            "quorum": True,
-            "classic": False,
-            "auto": tuple(server_version[:2]) >= QUORUM_SINCE,
-        }[settings.queue_type]
+    def for_broker(cls, settings: SharedSettings, knows_quorum: bool) -> Topology:
+        """The layout QUEUE_TYPE asks for on a broker that has quorum queues (RabbitMQ 3.8 and
+        later) or not: `auto` makes the internal queues quorum queues where it can."""
+        quorum = {"quorum": True, "classic": False, "auto": knows_quorum}[settings.queue_type]
         work_type = None if settings.queue_type == "auto" else settings.queue_type
         return cls(settings.render_queue, quorum, settings.delivery_limit, settings.retry_delays, work_type)
 
@@ -73,6 +81,16 @@ class Topology:
     def work_queues(self) -> list[str]:
         """Highest priority first: the order a processor looks for work in."""
         return [self.work_queue(p) for p in PRIORITIES]
+
+    @property
+    def waiting_queues(self) -> list[str]:
+        """Where requests wait to be taken: the work queues, and the delay queues of retries."""
+        return [*self.work_queues, *(self.delay_queue(d) for d in self.retry_delays)]
+
+    @property
+    def queues(self) -> list[str]:
+        """Every queue of the layout but the batches': what `stats` counts."""
+        return [*self.waiting_queues, self.dead_queue, self.results_queue, *self.marker_queues]
 
     @property
     def dead_queue(self) -> str:

@@ -15,13 +15,15 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import FrameType
 
 from processor import metrics, procs
-from processor.broker import Broker, Delivery
+from processor.broker.messages import Delivery
+from processor.broker.work import WorkBroker, WorkQueues
 from processor.contract import (
     RenderProgressEvent,
     RenderRequest,
@@ -33,11 +35,6 @@ from processor.contract import (
     without_token,
 )
 from processor.errors import (
-    EXIT_CONFIGURATION,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_UNAVAILABLE,
-    EXIT_UNEXPECTED,
     BrokerUnavailable,
     ConfigurationError,
     DeliveryLimitExceeded,
@@ -45,11 +42,12 @@ from processor.errors import (
     PermanentError,
     StorageUnavailable,
 )
+from processor.exit_codes import ExitCode
 from processor.job import Produced, produce
-from processor.logs import request_context
+from processor.logs import redact, request_context
 from processor.render_progress import FrameCount, Frames, Reporter, Throttle
-from processor.settings import ProcessorSettings, redact
-from processor.storage import open_storage
+from processor.settings import ProcessorSettings
+from processor.storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +70,27 @@ class Stopping(Exception):
     """SIGTERM arrived while a request was in hand."""
 
 
+# What renders one request and stores its video: `produce`, or a stand-in in tests.
+Job = Callable[[RenderRequest, ProcessorSettings, Storage, Callable[[], bool], FrameCount], Produced]
+
+
 class Processor:
     """Drains the work queues with one request in hand at a time."""
 
-    def __init__(self, settings: ProcessorSettings):
+    def __init__(
+        self,
+        settings: ProcessorSettings,
+        *,
+        connect: Callable[[], WorkBroker] | None = None,
+        job: Job = produce,
+    ):
+        """`connect` opens the broker (RabbitMQ at AMQP_URL unless given); `job` renders a request.
+
+        Tests give stand-ins for both, to try every way a request can end in milliseconds.
+        """
         self.settings = settings
+        self._connect = connect or (lambda: WorkQueues.connect(settings))
+        self._job = job
         self.storage = open_storage(settings.output_url, settings.public_url_base, settings.presign_seconds)
         self.tally = Tally()
         self._stop = threading.Event()
@@ -97,13 +111,13 @@ class Processor:
             code = self._drain()
         except ConfigurationError as exc:
             log.error("stopping: configuration error: %s (%s)", exc, self.tally)
-            code = EXIT_CONFIGURATION
+            code = ExitCode.CONFIGURATION
         except (BrokerUnavailable, StorageUnavailable) as exc:
             log.error("stopping: %s is unavailable: %s (%s)", _service(exc), exc, self.tally)
-            code = EXIT_UNAVAILABLE
+            code = ExitCode.UNAVAILABLE
         except Exception:
             log.exception("stopping: unexpected error (%s)", self.tally)
-            code = EXIT_UNEXPECTED
+            code = ExitCode.UNEXPECTED
         finally:
             procs.kill_all()
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -111,7 +125,7 @@ class Processor:
         return code
 
     def _drain(self) -> int:
-        broker = Broker(self.settings, "processor", announce=True)
+        broker = self._connect()
         idle_since = time.monotonic()
         confirming = False
         try:
@@ -133,7 +147,7 @@ class Processor:
                                 self.settings.idle_timeout,
                                 self.tally,
                             )
-                            return EXIT_OK
+                            return ExitCode.OK
                         confirming = True
                     broker.sleep(self.settings.poll_interval)
                 except BrokerUnavailable as exc:
@@ -141,21 +155,21 @@ class Processor:
                     broker.reconnect()
                     idle_since, confirming = time.monotonic(), False
             log.warning("stopped on request (SIGTERM): %s", self.tally)
-            return EXIT_INTERRUPTED
+            return ExitCode.STOPPED
         except Stopping:
             log.warning("stopped on request (SIGTERM) with a request in hand, handed back: %s", self.tally)
-            return EXIT_INTERRUPTED
+            return ExitCode.STOPPED
         finally:
             broker.close()
 
-    def _others_may_bring_work(self, broker: Broker) -> bool:
+    def _others_may_bring_work(self, broker: WorkBroker) -> bool:
         """Retries waiting in delay queues, or a peer whose request could come back."""
         if broker.backlog() > 0:
             return True
         return self.settings.wait_for_peers and broker.busy_peers() > 0
 
     # one request ---------------------------------------------------------------------------
-    def _handle(self, broker: Broker, delivery: Delivery) -> None:
+    def _handle(self, broker: WorkBroker, delivery: Delivery) -> None:
         received = datetime.now(UTC)
         if delivery.unsettled >= self.settings.delivery_limit:
             self._refuse_poison(broker, delivery, received)
@@ -179,7 +193,7 @@ class Processor:
             with metrics.IN_PROGRESS.track_inprogress():
                 self._settle(broker, delivery, request, received)
 
-    def _refuse_poison(self, broker: Broker, delivery: Delivery, received: datetime) -> None:
+    def _refuse_poison(self, broker: WorkBroker, delivery: Delivery, received: datetime) -> None:
         """Dead-letter a request whose processors died DELIVERY_LIMIT times, before it kills another.
 
         The processor does this itself for every queue type, so a work queue declared
@@ -193,11 +207,13 @@ class Processor:
             log.error("dead-lettering: %s", exc)
             self._fail(broker, delivery, exc, subject, received)
 
-    def _settle(self, broker: Broker, delivery: Delivery, request: RenderRequest, received: datetime) -> None:
+    def _settle(
+        self, broker: WorkBroker, delivery: Delivery, request: RenderRequest, received: datetime
+    ) -> None:
         context = contextvars.copy_context()
         frames = FrameCount()
         future = self._executor.submit(
-            context.run, produce, request, self.settings, self.storage, self._stop.is_set, frames
+            context.run, self._job, request, self.settings, self.storage, self._stop.is_set, frames
         )
         reporter = Reporter(
             frames,
@@ -234,7 +250,7 @@ class Processor:
             self._succeed(broker, delivery, request, produced, received)
 
     def _announce_progress(
-        self, broker: Broker, request: RenderRequest, delivery: Delivery, reading: Frames
+        self, broker: WorkBroker, request: RenderRequest, delivery: Delivery, reading: Frames
     ) -> None:
         """A progress event; failing to publish one changes nothing about the render."""
         event = RenderProgressEvent(
@@ -268,7 +284,7 @@ class Processor:
 
     def _succeed(
         self,
-        broker: Broker,
+        broker: WorkBroker,
         delivery: Delivery,
         request: RenderRequest,
         produced: Produced,
@@ -298,7 +314,12 @@ class Processor:
         log.info("succeeded: %s", produced.url)
 
     def _retry_or_fail(
-        self, broker: Broker, delivery: Delivery, request: RenderRequest, exc: Exception, received: datetime
+        self,
+        broker: WorkBroker,
+        delivery: Delivery,
+        request: RenderRequest,
+        exc: Exception,
+        received: datetime,
     ) -> None:
         if not isinstance(exc, GourceBatchError):
             log.exception("unexpected error, treated as transient")
@@ -319,7 +340,7 @@ class Processor:
         self._fail(broker, delivery, exc, Subject.of(request), received)
 
     def _fail(
-        self, broker: Broker, delivery: Delivery, exc: Exception, subject: Subject, received: datetime
+        self, broker: WorkBroker, delivery: Delivery, exc: Exception, subject: Subject, received: datetime
     ) -> None:
         reason = getattr(exc, "reason", "error")
         event = self._event(subject, delivery, received)

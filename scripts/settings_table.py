@@ -12,10 +12,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from processor.settings import BrokerSettings, LoaderSettings, ProcessorSettings, _Settings
+from processor.settings import LoaderSettings, ProcessorSettings, Settings, SharedSettings
 
 
-def rows(settings_class: type[_Settings], skip: set[str]) -> str:
+def rows(settings_class: type[Settings], skip: set[str]) -> str:
     lines = []
     for name, field in settings_class.model_fields.items():
         if name in skip:
@@ -36,9 +36,9 @@ def rows(settings_class: type[_Settings], skip: set[str]) -> str:
 
 
 def tables() -> dict[str, str]:
-    shared = set(BrokerSettings.model_fields)
+    shared = set(SharedSettings.model_fields)
     return {
-        "broker": rows(BrokerSettings, set()),
+        "shared": rows(SharedSettings, set()),
         "loader": rows(LoaderSettings, shared),
         "processor": rows(ProcessorSettings, shared),
     }

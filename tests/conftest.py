@@ -99,5 +99,17 @@ def pipeline(amqp_url: str, s3_endpoint: str, renderer: None, tmp_path: Path) ->
     p.close()
 
 
+# The fixtures that bring up a real service (or depend on one that does).
+SERVICES = {"amqp_url", "s3_endpoint", "renderer", "ocr", "sample_repo", "long_repo", "pipeline"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `fast` every test that needs none of the services: `pytest -m fast` is the inner loop."""
+    for item in items:
+        marked = any(item.get_closest_marker(name) for name in ("slow", "cluster", "broker"))
+        if not marked and not SERVICES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.fast)
+
+
 def pytest_report_header() -> list[str]:
     return [f"python {sys.version.split()[0]}; CI={os.environ.get('CI', '')!r}; AMQP_URL={AMQP_URL}"]

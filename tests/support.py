@@ -287,17 +287,7 @@ class Pipeline:
 
     def drain(self, queue: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """Every message now in `queue` as (headers, decoded body), acknowledged."""
-        out = []
-        with _channel(self.amqp_url) as channel:
-            while True:
-                method, props, body = channel.basic_get(queue, auto_ack=True)
-                if method is None:
-                    return out
-                try:
-                    decoded = json.loads(body)
-                except ValueError:
-                    decoded = {"raw": body.decode(errors="replace")}
-                out.append((dict(props.headers or {}), decoded))
+        return drain(self.amqp_url, queue)
 
     def results(self) -> list[dict[str, Any]]:
         return [body for _, body in self.drain(f"{self.base}.results")]
@@ -329,13 +319,31 @@ class Pipeline:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        with _channel(self.amqp_url) as channel:
-            for name in _queue_names(self.base):
-                channel.queue_delete(name)
-            channel.exchange_delete(f"{self.base}.results")
-            channel.exchange_delete(f"{self.base}.results.batch")
-            channel.exchange_delete(f"{self.base}.retry")
-            channel.exchange_delete(f"{self.base}.progress")
+        delete_layout(self.amqp_url, self.base)
+
+
+def drain(amqp_url: str, queue: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every message now in `queue` as (headers, decoded body), acknowledged."""
+    out: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    with _channel(amqp_url) as channel:
+        while True:
+            method, props, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return out
+            try:
+                decoded = json.loads(body)
+            except ValueError:
+                decoded = {"raw": body.decode(errors="replace")}
+            out.append((dict(props.headers or {}), decoded))
+
+
+def delete_layout(amqp_url: str, base: str) -> None:
+    """Every queue and exchange a test may have made under `base`, gone."""
+    with _channel(amqp_url) as channel:
+        for name in _queue_names(base):
+            channel.queue_delete(name)
+        for exchange in ("results", "results.batch", "retry", "progress"):
+            channel.exchange_delete(f"{base}.{exchange}")
 
 
 class _channel:  # noqa: N801 - used as a context manager, reads like `with channel`
@@ -399,6 +407,29 @@ def children_of(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def _command(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def hung_gource(pipeline: Pipeline, index: int = 0, **env: Any) -> list[int]:
+    """Run processor `index` until it exits, freezing (SIGSTOP) every gource it starts: a render
+    that hangs, as a real one may on a bad node, however quick the cost guard expects it to be.
+    Returns the exit code and how many renders were frozen."""
+    processor = pipeline.start_processor(**env)
+    frozen: set[int] = set()
+    while processor.poll() is None:
+        for child in children_of(processor.pid):
+            if child not in frozen and _command(child) == "gource":
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGSTOP)
+                frozen.add(child)
+        time.sleep(0.05)
+    return [processor.returncode, len(frozen)]
 
 
 def alive(pid: int) -> bool:

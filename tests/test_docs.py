@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 
 from support import ROOT
 
@@ -25,8 +26,16 @@ def test_readme_documents_every_setting_with_its_default() -> None:
         )
 
 
+def test_readme_lists_every_exit_code_of_every_command_in_one_table() -> None:
+    from processor.exit_codes import ExitCode
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("### Exit codes\n", 1)[1].split("\n#", 1)[0]
+    listed = [int(code) for code in re.findall(r"^\| (\d+) \|", table, re.MULTILINE)]
+    assert listed == sorted({int(code) for code in ExitCode})
+
+
 def test_the_producer_snippet_in_the_readme_sends_a_request_the_processor_accepts(amqp_url: str) -> None:
-    import re
     import uuid
 
     import pika

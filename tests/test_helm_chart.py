@@ -278,7 +278,7 @@ def test_only_the_launching_loader_gets_a_service_account_token(values_file: Pat
 def test_processor_jobs_are_work_queue_jobs_that_fail_on_configuration_errors(
     values_file: Path | None,
 ) -> None:
-    from processor.errors import EXIT_CONFIGURATION
+    from processor.exit_codes import ExitCode
 
     specs = kp.job_specs(render(values_file), "processor")
     assert specs, "no processor Job, Job template or ScaledJob rendered"
@@ -291,7 +291,11 @@ def test_processor_jobs_are_work_queue_jobs_that_fail_on_configuration_errors(
         rules = spec["podFailurePolicy"]["rules"]
         assert {
             "action": "FailJob",
-            "onExitCodes": {"containerName": "processor", "operator": "In", "values": [EXIT_CONFIGURATION]},
+            "onExitCodes": {
+                "containerName": "processor",
+                "operator": "In",
+                "values": [int(ExitCode.CONFIGURATION)],
+            },
         } in rules, label
         ignored = [{"type": "DisruptionTarget", "status": "True"}]
         assert {"action": "Ignore", "onPodConditions": ignored} in rules, label

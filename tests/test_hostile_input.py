@@ -29,8 +29,9 @@ from support import Pipeline, git
 from processor.contract import parse_request
 from processor.errors import InvalidRequest, RepositoryRejected
 from processor.git import check_url, resolve
+from processor.logs import redact
 from processor.render import plan
-from processor.settings import ProcessorSettings, redact
+from processor.settings import ProcessorSettings
 
 SECRET = "hunter2-TOKEN-4f7e"  # a credential that must never be seen again
 GOOD = {"resolution": "-320x240", "--stop-at-time": 2, "--output-framerate": 25}

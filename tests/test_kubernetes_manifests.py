@@ -168,14 +168,18 @@ def test_the_processor_job_is_a_work_queue_job() -> None:
 
 
 def test_the_processor_job_fails_on_a_configuration_error_and_ignores_disruptions() -> None:
-    from processor.errors import EXIT_CONFIGURATION
+    from processor.exit_codes import ExitCode
 
     rules = processor_job()["spec"]["podFailurePolicy"]["rules"]
     fail = [r for r in rules if r["action"] == "FailJob"]
     assert fail == [
         {
             "action": "FailJob",
-            "onExitCodes": {"containerName": "processor", "operator": "In", "values": [EXIT_CONFIGURATION]},
+            "onExitCodes": {
+                "containerName": "processor",
+                "operator": "In",
+                "values": [int(ExitCode.CONFIGURATION)],
+            },
         }
     ]
     assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]} in rules

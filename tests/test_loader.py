@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from support import ROOT, Pipeline
 
@@ -75,3 +77,16 @@ def test_a_bad_setting_is_one_clear_line_and_exit_78(pipeline: Pipeline) -> None
     assert result.stderr.strip().splitlines() == [
         "configuration error: settings: LAUNCH_MIN is above LAUNCH_MAX"
     ]
+
+
+def test_the_loader_loads_none_of_the_processors_machinery() -> None:
+    """Validating and publishing needs the contract and the broker: not git, the renderer, the
+    object store, nor the processor's process control (which loads libc through ctypes)."""
+    listing = "import sys, loader.__main__; print(*sorted(sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", listing], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+
+    assert "processor.contract" in loaded
+    machinery = {"processor.procs", "processor.git", "processor.render", "processor.storage", "boto3"}
+    assert machinery & set(loaded) == set()

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from processor import metrics
-from processor.broker import BatchMessage
+from processor.broker.batches import BatchMessage
 from processor.contract import BatchManifest, ManifestEntry, ResultEvent, State
 from processor.progress import BatchState, summary
 

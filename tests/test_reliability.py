@@ -14,7 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
-from support import FlakyS3, Pipeline, alive, children_of, kill_each_delivery, rabbitmqctl, wait_for_log
+from support import (
+    FlakyS3,
+    Pipeline,
+    alive,
+    children_of,
+    hung_gource,
+    kill_each_delivery,
+    rabbitmqctl,
+    wait_for_log,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -47,9 +56,10 @@ def assert_accounted_for(pipeline: Pipeline, succeeded: set[str], dead: set[str]
 def test_a_failing_render_is_retried_with_back_off_then_dead_lettered(
     pipeline: Pipeline, sample_repo: Path
 ) -> None:
-    load(pipeline, request(sample_repo, "too-slow", seconds=20))
+    load(pipeline, request(sample_repo, "too-slow", seconds=2))
 
-    assert pipeline.process(RENDER_TIMEOUT=1, MAX_VIDEO_SECONDS=20, MAX_ATTEMPTS=3) == [0]
+    # Each attempt's gource hangs; RENDER_TIMEOUT is well above what the cost guard predicts.
+    assert hung_gource(pipeline, RENDER_TIMEOUT=6, MAX_VIDEO_SECONDS=20, MAX_ATTEMPTS=3) == [0, 3]
 
     messages = [line["message"] for line in pipeline.processor_log()]
     assert any(m.startswith("attempt 1 of 3 failed") and m.endswith("retrying in 1 s") for m in messages)
@@ -57,7 +67,7 @@ def test_a_failing_render_is_retried_with_back_off_then_dead_lettered(
     [(headers, body)] = pipeline.dead()
     assert body["videoId"] == "too-slow"  # the original body
     assert (headers["x-reason"], headers["x-attempts"]) == ("render-timeout", 3)
-    assert "RENDER_TIMEOUT=1" in headers["x-error"]
+    assert "RENDER_TIMEOUT=6" in headers["x-error"]
     [event] = pipeline.results()
     assert (event["state"], event["reason"], event["attempts"]) == ("failed", "render-timeout", 3)
     assert pipeline.objects() == {}

@@ -19,7 +19,7 @@ import pika
 import pytest
 from support import Pipeline, free_port
 
-from processor.broker import BatchMessage
+from processor.broker.batches import BatchMessage
 from processor.contract import BatchManifest, ManifestEntry, RenderProgressEvent, ResultEvent, State
 from processor.progress import BatchState, LogLines, TerminalBar, summary
 from processor.render_progress import FrameCount, Frames, ProgressFile, Reporter, Throttle, last_frame
