@@ -16,8 +16,10 @@ area and font size):
   of the video; otherwise none.
 - **People**: everyone is named when at most USER_LABELS people are on screen at once;
   otherwise the few most active of each stretch of the video keep their names and the
-  others are drawn nameless (their avatars and beams stay; gource has no option for
-  this, so the log names them with blank characters of the font, processor/fonts.py).
+  others are drawn nameless, as a crowd of at most CROWD avatars that they share (gource
+  has no option for this: the log names the crowd with blank characters of the font,
+  processor/fonts.py). Hundreds of people at once are hundreds of avatars and beams: the
+  costliest thing on a giant history's frame after the glow, and a haze of specks.
 - **Files**: all of them stay while the tree holds at most FILES_ON_SCREEN; a bigger one
   lets files that have gone quiet go (`--file-idle-time`, the longest that keeps the
   tree within it) and caps what is left (`--max-files`; a commit that floods thousands of
@@ -46,7 +48,8 @@ from processor.timeline import Timeline
 FILE_LABELS = 10  # file names up at once
 USER_LABELS = 10  # named people on screen at once
 DIR_LABELS = 20  # directory names always shown
-FILES_ON_SCREEN = 2000  # files in the tree at once
+FILES_ON_SCREEN = 1500  # files in the tree at once
+CROWD = 30  # avatars the nameless share
 REFERENCE_AREA = 1280 * 720
 
 NAME_TIMES = (4.0, 3.0, 2.0)  # gource's default file name time, down to its minimum
@@ -70,6 +73,7 @@ class Presentation:
     dir_font_size: int | None
     named: int  # authors who keep their names
     authors: int
+    crowd: int | None  # avatars the others share (None: everyone has their own)
     font_scale: float
     user_scale: float | None = None
     camera_mode: str | None = None
@@ -124,6 +128,7 @@ class Presentation:
             "highlightDirs": self.highlight_dirs,
             "namedAuthors": self.named,
             "authors": self.authors,
+            "crowd": self.crowd,
             "fontScale": self.font_scale,
             "userScale": self.user_scale,
             "cameraMode": self.camera_mode,
@@ -138,10 +143,10 @@ class Presentation:
     def describe(self) -> str:
         names = "file names" if "filenames" not in self.hide else "no file names"
         files = f"files idle {self.file_idle_time} s leave" if self.file_idle_time else "every file stays"
-        return (
-            f"{names}, {self.named} of {self.authors} people named, {files}, "
-            f"directories named to depth {self.dir_name_depth or 'all'}"
-        )
+        people = f"{self.named} of {self.authors} people named"
+        if self.crowd is not None:
+            people += f", the others as a crowd of {self.crowd}"
+        return f"{names}, {people}, {files}, directories named to depth {self.dir_name_depth or 'all'}"
 
 
 def _quantile(values: Sequence[float], share: float = SHARE) -> float:
@@ -302,13 +307,14 @@ def present(
     clock = _Clock(timeline, times, seconds)
 
     name_time, file_label_load = _file_names(clock, max(2.0, FILE_LABELS * area))
-    named, crowd = _named_people(clock, max(3.0, USER_LABELS * area))
+    named, people_at_once = _named_people(clock, max(3.0, USER_LABELS * area))
     idle, files_on_screen = _idle_time(clock, max(300.0, FILES_ON_SCREEN * area))
     depth, highlight = _directory_depth(clock, idle, max(4.0, DIR_LABELS * area))
     cap = None if not idle else math.ceil(max(300.0, FILES_ON_SCREEN * area) * 1.25)
     if cap is not None:  # gource holds no more (and a flooding commit is cut to that many)
         files_on_screen = min(files_on_screen, cap)
     dense = files_on_screen > 600
+    crowd = None if named is None else max(5, round(CROWD * area))
     hide: tuple[str, ...] = ("filenames",) if name_time is None else ()
 
     requested = tuple(name for name, value in options if name in _OVERRIDES and value is not None)
@@ -317,7 +323,7 @@ def present(
     elif options.filename_time is not None or options.file_extensions:
         hide = ()  # asking for a name time or extensions is asking for file labels
     if "usernames" in hide:
-        named = None  # nothing to rename: no name is drawn
+        named, crowd = None, None  # nothing to rename: no name is drawn
     presentation = Presentation(
         hide=hide,
         filename_time=options.filename_time or (None if name_time == NAME_TIMES[0] else name_time),
@@ -329,19 +335,20 @@ def present(
         dir_font_size=max(11, height // 28) if several else None,
         named=timeline_authors(timeline) if named is None else len(named),
         authors=timeline_authors(timeline),
+        crowd=crowd,
         font_scale=font_scale,
         user_scale=options.user_scale,
         camera_mode=options.camera_mode,
         file_extensions=bool(options.file_extensions),
         bloom_multiplier=options.bloom_multiplier
         if options.bloom_multiplier is not None
-        else (0.6 if dense else None),
+        else (0.4 if dense else None),
         bloom_intensity=options.bloom_intensity
         if options.bloom_intensity is not None
         else (0.5 if dense else None),
         measured={
             "fileNamesAtOnce": file_label_load,
-            "peopleAtOnce": crowd,
+            "peopleAtOnce": people_at_once,
             "filesOnScreen": files_on_screen,
         },
         requested=requested,
@@ -353,17 +360,22 @@ def timeline_authors(timeline: Timeline) -> int:
     return len(set(timeline.authors))
 
 
-def shown_names(timeline: Timeline, named: set[int] | None, blanks: str) -> list[str]:
-    """The name gource is given for each author: their own, or (not among `named`) a distinct
-    string of the font's blank characters, so they keep an avatar of their own but no label."""
+def shown_names(
+    timeline: Timeline, named: set[int] | None, blanks: str, crowd: int | None = None
+) -> list[str]:
+    """The name gource is given for each author: their own, or (not among `named`) one of
+    `crowd` strings of the font's blank characters (each its own, without a crowd): an avatar
+    with no label. The nameless take the crowd's avatars in turn, in order of appearance, so
+    people who work at the same time mostly have avatars of their own."""
     if named is None:
         return list(timeline.names)
-    shown = []
+    shown, nameless = [], 0
     for author, name in enumerate(timeline.names):
         if author in named:
             shown.append(name)
             continue
-        code, digits = author + 1, []
+        code, digits = (nameless % crowd if crowd else nameless) + 1, []
+        nameless += 1
         while code:
             digits.append(blanks[code % len(blanks)])
             code //= len(blanks)

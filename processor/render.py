@@ -213,7 +213,7 @@ def fit(render_plan: RenderPlan, timeline: Timeline, *, captions: Sequence[str] 
 
 def write_log(timeline: Timeline, fitted: Fitted, log: Path) -> int:
     """The log gource reads: the timeline with the presentation's names and file cap. Lines written."""
-    names = shown_names(timeline, fitted.named, blank_characters(fitted.font))
+    names = shown_names(timeline, fitted.named, blank_characters(fitted.font), fitted.presentation.crowd)
     return timeline.write(log, names.__getitem__, fitted.presentation.max_files)
 
 

@@ -167,3 +167,23 @@ def test_the_log_names_the_named_and_gives_everyone_else_a_distinct_blank_name(t
     assert len(set(blank)) == len(blank) == len(timeline.names) - 3  # each keeps an avatar of their own
     assert all(set(name) <= {" ", "\u3000"} and name for name in blank)
     assert max(map(len, blank)) <= 10  # short: drawing them costs next to nothing
+
+
+def test_the_nameless_share_a_bounded_crowd_of_avatars(tmp_path: Path) -> None:
+    from processor.presentation import shown_names
+
+    timeline = history(tmp_path, commits=2000, authors=300, files=200, years=3)
+
+    names = shown_names(timeline, {0, 1, 2}, " \u3000", crowd=30)
+
+    blank = [name for a, name in enumerate(names) if a not in {0, 1, 2}]
+    assert len(set(blank)) == 30  # nearly three hundred people, thirty avatars
+    assert all(set(name) <= {" ", "\u3000"} for name in blank)
+
+
+def test_a_giant_historys_crowd_is_bounded_and_said(giant: Timeline) -> None:
+    shown = fitted(giant).presentation
+
+    assert shown.crowd == 30
+    assert "the others as a crowd of 30" in shown.describe()
+    assert shown.as_dict()["crowd"] == 30
