@@ -7,6 +7,7 @@ process group, so a timeout or a shutdown stops them with one signal.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 from processor.contract import GourceOptions, parse_resolution
@@ -217,6 +219,23 @@ def write_log(timeline: Timeline, fitted: Fitted, log: Path) -> int:
     return timeline.write(log, names.__getitem__, fitted.presentation.max_files)
 
 
+# gource's main loop (SDL) waits until 16 ms of real time have passed before each tick, a frame
+# limiter for watching it live that caps an export at 60 frames a second of wall time: half a
+# second per video second at 30 fps however little a frame holds. Run with its clock sped up
+# (libfaketime), the wait is a twentieth of that. Frames do not depend on the wall clock when
+# gource exports them (fixed time step, dates from the log): byte-identical videos either way,
+# measured 1.6 times as fast on the 3,109-commit history at 1280x720@30 (README: render cost).
+FAKETIME_LIBRARIES = "/usr/lib/*/faketime/libfaketimeMT.so.1"
+CLOCK_SPEEDUP = 20
+
+
+@lru_cache(maxsize=1)
+def gource_clock() -> dict[str, str]:
+    """gource's environment additions for a sped-up clock; none when libfaketime is not installed."""
+    found = sorted(glob.glob(FAKETIME_LIBRARIES))
+    return {"LD_PRELOAD": found[0], "FAKETIME": f"+0 x{CLOCK_SPEEDUP}"} if found else {}
+
+
 def _start_display(width: int, height: int) -> tuple[subprocess.Popen[bytes], str]:
     """A private Xvfb that picks its own free display number and tells us which."""
     read_fd, write_fd = os.pipe()
@@ -276,7 +295,8 @@ def render(
         with errors.open("wb") as err:
             gource = spawn(
                 [*argv, "-o", "-", str(log_path)],
-                group=group, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                group=group, env={**env, **gource_clock()}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=err,
             )  # fmt: skip
             started.append(gource)
             if gource.stdout is None:  # pragma: no cover - Popen(stdout=PIPE) always sets it

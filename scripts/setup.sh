@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything gource-batch needs on a fresh Debian/Ubuntu machine and make sure a
 # RabbitMQ broker answers on localhost. Safe to run again: each step checks first.
-#   apt: rabbitmq-server gource ffmpeg xvfb git fonts-wqy-zenhei (CJK glyphs) tesseract-ocr (tests read gource's date)
+#   apt: rabbitmq-server gource ffmpeg xvfb git fonts-wqy-zenhei (CJK glyphs) libfaketime (gource's clock sped
+#        up: processor/render.py) tesseract-ocr (tests read gource's date)
 #        prometheus prometheus-pushgateway (tests/test_prometheus.py runs the dashboard against them)
 #   python: this project with its dev extras
 #   helm: pinned, built with `go install` (scripts/install-helm.sh)
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 sudo_if_needed() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
-packages=(rabbitmq-server gource ffmpeg xvfb git fonts-wqy-zenhei tesseract-ocr prometheus prometheus-pushgateway)
+packages=(rabbitmq-server gource ffmpeg xvfb git fonts-wqy-zenhei libfaketime tesseract-ocr prometheus prometheus-pushgateway)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
