@@ -21,14 +21,16 @@ from processor.errors import TooExpensive
 if TYPE_CHECKING:
     from processor.render import Fitted, RenderPlan
 
-# Seconds per frame = FRAME + PIXELS x megapixels x (1 + FILES x thousands of files on screen),
-# plus a fixed START for Xvfb, ffmpeg's last frames, the poster and the ffprobe check.
-FRAME = 0.012
-PIXELS = 0.055
+# Seconds = START + frames x (FRAME + PIXELS x megapixels x (1 + FILES x thousands of files on
+# screen)) + CHANGE x changes gource draws (each a beam, a file moving, its parent's layout).
+# START: Xvfb, ffmpeg's last frames and the ffprobe check.
+FRAME = 0.0006
+PIXELS = 0.0093
 FILES = 0.35
-START = 2.0
+CHANGE = 0.0001
+START = 1.0
 # After the last commit gource lets its users fade out before it stops (README: pace).
-FADE_OUT = 10.0
+FADE_OUT = 12.0
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,12 @@ class Estimate:
     frames: int
     megapixels: float
     files: float  # on screen, as the presentation measured them
+    changes: int  # in the log gource reads
     seconds: float
 
     @property
     def seconds_per_frame(self) -> float:
+        """Everything but the fixed start, per frame: what a shorter video saves."""
         return (self.seconds - START) / max(1, self.frames)
 
     def as_dict(self) -> dict[str, object]:
@@ -56,33 +60,46 @@ def per_frame(megapixels: float, files: float) -> float:
     return FRAME + PIXELS * megapixels * (1 + FILES * files / 1000)
 
 
-def estimate(fitted: Fitted) -> Estimate:
-    """The predicted wall time of rendering `fitted` (gource | ffmpeg, poster, checks)."""
+def estimate(fitted: Fitted, changes: int) -> Estimate:
+    """The predicted wall time of rendering `fitted` from a log of `changes` (gource | ffmpeg, checks)."""
     plan = fitted.plan
     seconds = min(plan.seconds, fitted.pace.play_seconds + FADE_OUT)
     frames = math.ceil(seconds * plan.framerate)
     megapixels = plan.width * plan.height / 1e6
     files = float(fitted.presentation.measured.get("filesOnScreen", 0.0))
-    return Estimate(frames, megapixels, files, START + frames * per_frame(megapixels, files))
+    return Estimate(
+        frames, megapixels, files, changes, START + frames * per_frame(megapixels, files) + CHANGE * changes
+    )
 
 
 def check(predicted: Estimate, plan: RenderPlan, limit: float) -> None:
-    """TooExpensive when `predicted` runs past `limit` seconds, naming what would fit instead."""
+    """TooExpensive when `predicted` runs past `limit` seconds, naming what would fit instead.
+
+    A shorter video of the same selection draws the same changes in fewer frames (the pace is
+    fitted to the length), so only the frames' part of the cost shrinks with it."""
     if predicted.seconds <= limit:
         return
-    budget = (limit - START) * 0.9  # a margin for a busy node
-    fits = [f"a video of at most {max(1, int(budget / predicted.seconds_per_frame / plan.framerate))} s"]
-    if plan.framerate > 25:
-        lower = (limit - START) / (predicted.frames * 25 / plan.framerate * predicted.seconds_per_frame)
-        if lower >= 1.1:
+    budget = limit * 0.9  # a margin for a busy node
+    fixed = START + CHANGE * predicted.changes
+    frame = per_frame(predicted.megapixels, predicted.files)
+    fits = []
+    if budget > fixed:
+        seconds = int((budget - fixed) / frame / plan.framerate)
+        if seconds >= 1:
+            fits.append(f"a video of at most {seconds} s")
+        if plan.framerate > 25 and fixed + predicted.frames * 25 / plan.framerate * frame <= budget:
             fits.append("25 fps")
-    for width, height in ((1280, 720), (960, 540), (640, 360)):
-        if width * height < plan.width * plan.height:
-            smaller = per_frame(width * height / 1e6, predicted.files)
-            if START + predicted.frames * smaller <= budget:
+        for width, height in ((1280, 720), (960, 540), (640, 360)):
+            scale = width * height / (plan.width * plan.height)
+            if (
+                scale < 1
+                and fixed + predicted.frames * per_frame(width * height / 1e6, predicted.files * scale)
+                <= budget
+            ):
                 fits.append(f"{width}x{height}")
                 break
     raise TooExpensive(
         f"predicted render time {predicted.seconds:.0f} s ({predicted.frames} frames at "
-        f"{plan.width}x{plan.height}) is over RENDER_TIMEOUT={limit:g} s; would fit: {' or '.join(fits)}"
+        f"{plan.width}x{plan.height}) is over RENDER_TIMEOUT={limit:g} s; would fit: "
+        + (" or ".join(fits) or "less of the history (a date range or exclusions)")
     )

@@ -88,8 +88,8 @@ def _tell(
         strip_segments=1 if render_plan.several else 0,
     )  # fmt: skip
     fitted = fit(render_plan, timeline, captions=captions)
-    write_log(timeline, fitted, log_path)
-    estimate = cost.estimate(fitted)
+    changes = write_log(timeline, fitted, log_path)
+    estimate = cost.estimate(fitted, changes)
     log.info(
         "%s; %s; %d change(s) left out; predicted render %.0f s",
         fitted.pace.describe(), fitted.presentation.describe(), timeline.excluded_changes, estimate.seconds,

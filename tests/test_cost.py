@@ -7,29 +7,31 @@ import time
 from pathlib import Path
 
 import pytest
-from support import Pipeline
+from support import Pipeline, probe
 
 from processor import cost
 from processor.contract import GourceOptions
 from processor.errors import TooExpensive
-from processor.render import Fitted, fit, plan
+from processor.render import Fitted, fit, plan, write_log
 from processor.settings import ProcessorSettings
 from processor.timeline import prepare
 
 DAY = 86400
 
 
-def fitted(tmp_path: Path, **options: object) -> Fitted:
+def predicted(tmp_path: Path, **options: object) -> tuple[Fitted, cost.Estimate]:
     log = tmp_path / "history.log"
     log.write_text("".join(f"{1_500_000_000 + n * DAY}|A|A|/d{n % 9}/f{n}.c\n" for n in range(3000)))
     settings = ProcessorSettings(max_video_seconds=3600, max_resolution="3840x2160")
-    return fit(plan(GourceOptions.model_validate(options), settings), prepare(log, "custom"))
+    timeline = prepare(log, "custom")
+    fitted = fit(plan(GourceOptions.model_validate(options), settings), timeline)
+    return fitted, cost.estimate(fitted, write_log(timeline, fitted, tmp_path / "story.log"))
 
 
 def test_a_render_costs_frames_times_what_a_frame_holds(tmp_path: Path) -> None:
-    small = cost.estimate(fitted(tmp_path, resolution="640x360", **{"--stop-at-time": 60}))
-    large = cost.estimate(fitted(tmp_path, resolution="1920x1080", **{"--stop-at-time": 60}))
-    longer = cost.estimate(fitted(tmp_path, resolution="640x360", **{"--stop-at-time": 120}))
+    _, small = predicted(tmp_path, resolution="640x360", **{"--stop-at-time": 60})
+    _, large = predicted(tmp_path, resolution="1920x1080", **{"--stop-at-time": 60})
+    _, longer = predicted(tmp_path, resolution="640x360", **{"--stop-at-time": 120})
 
     assert small.frames == 60 * 30
     assert longer.frames == 2 * small.frames
@@ -43,22 +45,22 @@ def test_a_short_history_is_charged_for_the_video_it_makes_not_the_length_asked(
     settings = ProcessorSettings(max_video_seconds=600)
     short = fit(plan(GourceOptions.model_validate({"--stop-at-time": 600}), settings), prepare(log, "custom"))
 
-    assert cost.estimate(short).frames < 30 * 30  # under a minute of history, then the fade-out
+    assert cost.estimate(short, 5).frames < 30 * 30  # under a minute of history, then the fade-out
 
 
 def test_a_render_predicted_past_the_limit_is_refused_naming_what_would_fit(tmp_path: Path) -> None:
-    heavy = fitted(tmp_path, resolution="3840x2160", **{"--stop-at-time": 1800, "--output-framerate": 60})
-    predicted = cost.estimate(heavy)
+    options = {"--stop-at-time": 1800, "--output-framerate": 60}
+    heavy, guess = predicted(tmp_path, resolution="3840x2160", **options)
 
     with pytest.raises(TooExpensive) as refused:
-        cost.check(predicted, heavy.plan, limit=600)
+        cost.check(guess, heavy.plan, limit=600)
 
     message = str(refused.value)
-    assert f"predicted render time {predicted.seconds:.0f} s" in message
+    assert f"predicted render time {guess.seconds:.0f} s" in message
     assert "RENDER_TIMEOUT=600 s" in message
     assert "would fit: a video of at most" in message
     assert refused.value.reason == "too-expensive"
-    cost.check(predicted, heavy.plan, limit=predicted.seconds + 1)  # within the limit: no complaint
+    cost.check(guess, heavy.plan, limit=guess.seconds + 1)  # within the limit: no complaint
 
 
 @pytest.mark.slow
@@ -80,3 +82,17 @@ def test_a_request_that_cannot_finish_in_time_fails_at_once_and_is_not_retried(
     assert len(pipeline.dead()) == 1
     assert took < 60  # refused before gource drew a frame, not after three attempts of two minutes
     assert not [line for line in pipeline.processor_log() if line["message"].startswith("rendering: ")]
+
+
+@pytest.mark.slow
+def test_a_commit_of_200000_files_renders_once_within_bounds(pipeline: Pipeline, flood_repo: Path) -> None:
+    flood = {"repoURL": flood_repo.as_uri(), "videoId": "flood", "gource": {"--stop-at-time": 10}}
+    assert pipeline.load("--file", "-", stdin=json.dumps(flood)).returncode == 0
+
+    assert pipeline.process(RENDER_TIMEOUT=120) == [0]
+
+    [event] = pipeline.results()
+    assert (event["state"], event["attempts"]) == ("succeeded", 1)
+    assert event["presentation"]["maxFiles"] <= 1200  # what gource draws is capped, whatever the commit holds
+    assert event["cost"]["measuredSeconds"] < 120  # inside the limit on its first attempt, not three timeouts
+    assert float(probe(pipeline.download("videos/flood.mp4"))["format"]["duration"]) > 1

@@ -6,6 +6,8 @@ import random
 from datetime import UTC, datetime
 from itertools import pairwise
 
+import pytest
+
 from processor.pacing import choose, predict, video_times
 
 DAY = 86400
@@ -43,8 +45,19 @@ def test_a_quiet_year_costs_a_moment_not_a_twelfth_of_the_video() -> None:
 
     quiet = max(gaps(stamps))
     assert quiet > 365
-    spent = predict([quiet], pace.seconds_per_day, pace.auto_skip_seconds, pace.max_file_lag)
+    spent = predict([quiet, 1.0], pace.seconds_per_day, pace.auto_skip_seconds, pace.max_file_lag)  # and on
     assert spent < 0.05 * 60 < quiet * pace.seconds_per_day
+
+
+def test_the_gap_before_the_last_commit_plays_in_full_as_gource_plays_it() -> None:
+    # Once gource has read the last commit its log is finished and it no longer skips ahead.
+    stamps = [START + day * DAY for day in (*range(9), 8 + 365)]
+
+    pace = choose(stamps, 60, ceiling=10)
+    times = video_times(stamps, pace)
+
+    assert times[-1] - times[-2] == pytest.approx(365 * pace.seconds_per_day)
+    assert times[-1] <= 60  # the pace makes room for it: the last commit is still in the video
 
 
 def test_a_history_of_a_day_is_not_stretched_into_slow_motion() -> None:
