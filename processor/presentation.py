@@ -15,11 +15,12 @@ area and font size):
   gource refuses less than 2) for which at most FILE_LABELS names are up at once in 95 %
   of the video; otherwise none.
 - **People**: everyone is named when at most USER_LABELS people are on screen at once;
-  otherwise the few most active of each stretch of the video keep their names and the
-  others are drawn nameless, as a crowd of at most CROWD avatars that they share (gource
-  has no option for this: the log names the crowd with blank characters of the font,
-  processor/fonts.py). Hundreds of people at once are hundreds of avatars and beams: the
-  costliest thing on a giant history's frame after the glow, and a haze of specks.
+  otherwise the most active of each stretch of the video keep their names (while no moment
+  shows more than USER_LABELS of them) and the others are drawn nameless, as a crowd of at
+  most CROWD avatars that they share (gource has no option for this: the log names the
+  crowd with blank characters of the font, processor/fonts.py). Hundreds of people at once
+  are hundreds of avatars and beams: the costliest thing on a giant history's frame after
+  the glow, and a haze of specks.
 - **Files**: all of them stay while the tree holds at most FILES_ON_SCREEN; a bigger one
   lets files that have gone quiet go (`--file-idle-time`, the longest that keeps the
   tree within it) and caps what is left (`--max-files`; a commit that floods thousands of
@@ -55,7 +56,7 @@ REFERENCE_AREA = 1280 * 720
 NAME_TIMES = (4.0, 3.0, 2.0)  # gource's default file name time, down to its minimum
 USER_VISIBLE = 4.0  # a user stays 3 s after their last change, then fades for 1 s
 USER_WINDOW = 5.0  # a stretch of video whose most active people keep their names
-PER_WINDOW = (8, 6, 5, 4, 3, 2, 1)  # named people per stretch, fewer while too many are on screen
+CANDIDATES = 8  # the most active people of a stretch who may be named
 SAMPLE_STEP = 0.5  # seconds between the moments the measures look at
 SHARE = 0.95  # the measures hold in this share of those moments
 
@@ -191,18 +192,25 @@ def _file_names(clock: _Clock, budget: float) -> tuple[float | None, float]:
 
 
 def _named_people(clock: _Clock, budget: float) -> tuple[set[int] | None, float]:
-    """Who keeps a name (None: everyone), and how many people are on screen at once."""
-    crowd = _quantile([clock.people_in(m, USER_VISIBLE) for m in clock.moments])
+    """Who keeps a name (None: everyone), and how many people are on screen at once.
+
+    Stretch by stretch of the video, its most active people keep their names while no moment
+    would show more than `budget` named people: a big project's core team is named from the
+    start, newcomers as they rise, and a frame never holds a pile of names."""
+    on_screen = [{clock.timeline.authors[c] for c in clock.window(m, USER_VISIBLE)} for m in clock.moments]
+    crowd = _quantile([len(people) for people in on_screen])
     if crowd <= budget:
         return None, crowd
-    stretches = [clock.window(end, USER_WINDOW) for end in _moments_every(clock.seconds, USER_WINDOW)]
-    for per_stretch in PER_WINDOW:
-        named: set[int] = set()
-        for commits in stretches:
-            active = Counter(clock.timeline.authors[c] for c in commits)
-            named.update(author for author, _ in active.most_common(per_stretch))
-        if _quantile([clock.people_in(m, USER_VISIBLE, named) for m in clock.moments]) <= budget:
-            break
+    named: set[int] = set()
+    shown = [0] * len(on_screen)  # named people on screen at each moment
+    for end in _moments_every(clock.seconds, USER_WINDOW):
+        active = Counter(clock.timeline.authors[c] for c in clock.window(end, USER_WINDOW))
+        for author, _ in active.most_common(CANDIDATES):
+            where = [i for i, people in enumerate(on_screen) if author in people]
+            if author not in named and all(shown[i] + 1 <= budget for i in where):
+                named.add(author)
+                for i in where:
+                    shown[i] += 1
     return named, crowd
 
 

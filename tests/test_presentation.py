@@ -7,6 +7,7 @@ they lead to are measured in test_legibility.py and by benchmarks/bench.py.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import UTC, datetime
 from itertools import accumulate
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from processor.contract import GourceOptions
 from processor.fonts import blank_characters
+from processor.pacing import video_times
 from processor.render import Fitted, fit, plan
 from processor.settings import ProcessorSettings
 from processor.timeline import Timeline, prepare
@@ -95,6 +97,19 @@ def test_a_giant_history_names_the_few_most_active_and_lets_quiet_files_go(giant
     assert shown.max_files == 1200
     assert result.named is not None
     assert len(result.named) == shown.named
+
+
+def test_a_giant_historys_named_people_are_its_most_active_and_never_a_pile(giant: Timeline) -> None:
+    result = fitted(giant)
+    assert result.named is not None
+    fit_at = result.pace
+    times = video_times(giant.timestamps, fit_at)
+
+    busiest = Counter(giant.authors).most_common(1)[0][0]
+    assert busiest in result.named  # the core team is named
+    for moment in range(1, int(fit_at.play_seconds)):  # a person stays on screen 4 s after a commit
+        lingering = {giant.authors[c] for c, at in enumerate(times) if moment - 4 < at <= moment}
+        assert len(lingering & result.named) <= 10  # gource's names at once, at most the budget at 720p
 
 
 def test_a_bigger_frame_holds_more_and_a_smaller_one_less(tmp_path: Path) -> None:
