@@ -28,7 +28,8 @@ area and font size):
 - **Directories**: names down to the deepest level whose directories fit DIR_LABELS,
   always shown (`--highlight-dirs`) when they fit: the tree's structure stays labelled.
 - **Glow**: a dense tree's bloom adds up to a haze over everything, and it is the most
-  expensive thing gource draws in software (processor/cost.py), so it is dimmed with size.
+  expensive thing gource draws in software (processor/cost.py), so it is dimmed with size,
+  and smaller again when files come and go within seconds (many more directories glow).
 
 Each choice can be overridden by the request (`hide`, `maxFiles`, `fileIdleTime`,
 `filenameTime`, `userScale`, `cameraMode`, `fileExtensions`, and the bloom options).
@@ -323,6 +324,10 @@ def present(
     if cap is not None:  # gource holds no more (and a flooding commit is cut to that many)
         files_on_screen = min(files_on_screen, cap)
     dense = files_on_screen > 600
+    # Files that come and go within seconds (a giant history's churn) spread over many more
+    # directories, each with its own glow: smaller still (measured on the giant history at
+    # 720p30: 11 % of the render's wall time at 0.25 rather than 0.4, the picture crisper).
+    churning = dense and 0 < idle <= 2
     crowd = None if named is None else max(5, round(CROWD * area))
     hide: tuple[str, ...] = ("filenames",) if name_time is None else ()
 
@@ -352,7 +357,7 @@ def present(
         file_extensions=bool(options.file_extensions),
         bloom_multiplier=options.bloom_multiplier
         if options.bloom_multiplier is not None
-        else (0.4 if dense else None),
+        else (0.25 if churning else 0.4 if dense else None),
         bloom_intensity=options.bloom_intensity
         if options.bloom_intensity is not None
         else (0.5 if dense else None),

@@ -95,6 +95,7 @@ def test_a_giant_history_names_the_few_most_active_and_lets_quiet_files_go(giant
     assert shown.measured["filesOnScreen"] <= 1200  # the budget at 720p
     assert shown.max_files is not None
     assert shown.max_files == 1200
+    assert shown.bloom_multiplier == 0.25  # its churn spreads glow over many directories
     assert result.named is not None
     assert len(result.named) == shown.named
 
