@@ -6,7 +6,7 @@ ten-repository organisation) as the processor would, in full, at three sizes, th
     wall = START + frames x (FRAME + PIXELS x megapixels x (1 + FILES x files / 1000))
                  + CHANGE x changes
 
-by least squares on relative error and prints the constants, each render's measured and
+by least squares on relative error (START held at its measured value) and prints the constants, each render's measured and
 predicted wall time and, beside them, what the constants in processor/cost.py predict.
 Run it on a quiet machine (one render at a time is what a processor pod does):
 
@@ -78,14 +78,15 @@ def measure(work: Path, seconds: int, sizes: list[str], framerate: int) -> list[
     return rows
 
 
-def fitted_constants(rows: list[Measured]) -> tuple[float, list[float]]:
-    """START, then FRAME, PIXELS, FILES (relative to PIXELS), CHANGE: least squares on relative error."""
-    terms = np.array([[1.0, *row.features()] for row in rows])
+def fitted_constants(rows: list[Measured]) -> list[float]:
+    """FRAME, PIXELS, FILES (relative to PIXELS), CHANGE: least squares on relative error, START
+    held at its measured value (a free fit makes it negative, trading it against FRAME)."""
+    terms = np.array([row.features() for row in rows])
     walls = np.array([row.wall for row in rows])
     weights = 1 / walls
-    solved, *_ = np.linalg.lstsq(terms * weights[:, None], walls * weights, rcond=None)
-    start, frame, pixels, files, change = (float(x) for x in solved)
-    return start, [frame, pixels, files / pixels if pixels else 0.0, change]
+    solved, *_ = np.linalg.lstsq(terms * weights[:, None], (walls - cost.START) * weights, rcond=None)
+    frame, pixels, files, change = (float(x) for x in solved)
+    return [frame, pixels, files / pixels if pixels else 0.0, change]
 
 
 def main() -> None:
@@ -98,8 +99,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         rows = measure(Path(tmp), args.seconds, args.sizes.split(","), args.framerate)
-    start, (frame, pixels, files, change) = fitted_constants(rows)
-    print(f"fitted: START = {start:.2f}  FRAME = {frame:.5f}  PIXELS = {pixels:.5f}  FILES = {files:.3f}  "
+    start = cost.START
+    frame, pixels, files, change = fitted_constants(rows)
+    print(f"fitted: START = {start:.2f} (held)  FRAME = {frame:.5f}  PIXELS = {pixels:.5f}  FILES = {files:.3f}  "
           f"CHANGE = {change:.7f}")  # fmt: skip
     print(f"  {'history':<13}{'size':>10}{'frames':>8}{'files':>7}{'changes':>9}{'wall s':>8}"
           f"{'fit s':>8}{'error':>7}{'cost.py s':>11}{'error':>7}")  # fmt: skip

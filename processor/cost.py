@@ -4,8 +4,11 @@ Gource draws every frame in software (Mesa's llvmpipe under Xvfb), so a render's
 is frames x the time of a frame, and a frame's time grows with its pixels and with what is
 on it: files (each a sprite and a branch), their directories' bloom, the people. The
 presentation bounds what is on screen (processor/presentation.py), so the prediction
-needs only the size of the picture and the files it will hold. The model and its constants
-were fitted to renders measured on a 2-core machine (README: render cost); a request
+needs only the size of the picture, the files it will hold and the changes gource will
+play. The constants were fitted by `benchmarks/calibrate.py` to twelve renders on a 2-core
+machine (four histories, 640x360 to 1920x1080, 60 s at 30 fps: within 3 % at 1280x720 and
+1920x1080 for the small history, 2 % and 12 % for the 3,109-commit one, 4 % and 3 % for the
+giant one; up to 37 % at 640x360, where a render takes seconds; README: render cost); a request
 predicted to run past RENDER_TIMEOUT fails at once, permanently (`too-expensive`), saying
 what would fit, instead of being tried three times for an hour of a pod.
 """
@@ -24,12 +27,13 @@ if TYPE_CHECKING:
 # Seconds = START + frames x (FRAME + PIXELS x megapixels x (1 + FILES x thousands of files on
 # screen)) + CHANGE x changes gource draws (each a beam, a file moving, its parent's layout).
 # START: Xvfb, ffmpeg's last frames and the ffprobe check.
-FRAME = 0.0006
-PIXELS = 0.0093
-FILES = 0.35
-CHANGE = 0.0001
+FRAME = 0.0003
+PIXELS = 0.0094
+FILES = 0.24
+CHANGE = 0.00009
 START = 1.0
-# After the last commit gource lets its users fade out before it stops (README: pace).
+# After the last commit gource lets its users fade out before it stops: measured 12 s on
+# the frames of a ten-day history at 10 s/day.
 FADE_OUT = 12.0
 
 
