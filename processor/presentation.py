@@ -28,8 +28,10 @@ area and font size):
 - **Directories**: names down to the deepest level whose directories fit DIR_LABELS,
   always shown (`--highlight-dirs`) when they fit: the tree's structure stays labelled.
 - **Glow**: a dense tree's bloom adds up to a haze over everything, and it is the most
-  expensive thing gource draws in software (processor/cost.py), so it is dimmed with size,
-  and smaller again when files come and go within seconds (many more directories glow).
+  expensive thing gource draws in software (processor/cost.py), so it is dimmed with size.
+- **Churn**: a tree whose files come and go within seconds (idle time of 2 s or less)
+  spreads them over many more directories; it holds two thirds of FILES_ON_SCREEN and does
+  not glow.
 
 Each choice can be overridden by the request (`hide`, `maxFiles`, `fileIdleTime`,
 `filenameTime`, `userScale`, `cameraMode`, `fileExtensions`, and the bloom options).
@@ -51,6 +53,8 @@ FILE_LABELS = 10  # file names up at once
 USER_LABELS = 10  # named people on screen at once
 DIR_LABELS = 20  # directory names always shown
 FILES_ON_SCREEN = 1200  # files in the tree at once
+CHURNING_SHARE = 2 / 3  # of it for a tree whose files come and go within seconds
+DENSE = 600  # files on screen from which the glow is dimmed
 CROWD = 30  # avatars the nameless share
 REFERENCE_AREA = 1280 * 720
 
@@ -317,25 +321,32 @@ def present(
 
     name_time, file_label_load = _file_names(clock, max(2.0, FILE_LABELS * area))
     named, people_at_once = _named_people(clock, max(3.0, USER_LABELS * area))
-    idle, files_on_screen = _idle_time(clock, max(300.0, FILES_ON_SCREEN * area))
+    file_budget = max(300.0, FILES_ON_SCREEN * area)
+    idle, files_on_screen = _idle_time(clock, file_budget)
     depth, highlight = _directory_depth(clock, idle, max(4.0, DIR_LABELS * area))
+    # Files that come and go within seconds (a giant history's churn) spread over many more
+    # directories than a settled tree of as many files: more branches and glows to draw for
+    # the same files. Such a tree holds fewer and does not glow (measured on the giant history
+    # at 720p30: 11 % of the render's wall time; its giant / medium cost 1.67 -> 1.43).
+    churning = 0 < idle <= 2 and files_on_screen > DENSE
     # What the idle time cannot keep within budget (a giant history's churn at 1 s) is capped.
-    cap = None if not idle else math.ceil(max(300.0, FILES_ON_SCREEN * area))
+    cap = None if not idle else math.ceil(file_budget * (CHURNING_SHARE if churning else 1))
     if cap is not None:  # gource holds no more (and a flooding commit is cut to that many)
         files_on_screen = min(files_on_screen, cap)
-    dense = files_on_screen > 600
-    # Files that come and go within seconds (a giant history's churn) spread over many more
-    # directories, each with its own glow: smaller still (measured on the giant history at
-    # 720p30: 11 % of the render's wall time at 0.25 rather than 0.4, the picture crisper).
-    churning = dense and 0 < idle <= 2
+    dense = files_on_screen > DENSE
     crowd = None if named is None else max(5, round(CROWD * area))
     hide: tuple[str, ...] = ("filenames",) if name_time is None else ()
+    if churning:
+        hide += ("bloom",)
 
     requested = tuple(name for name, value in options if name in _OVERRIDES and value is not None)
     if options.hide is not None:
         hide = tuple(h for h in options.hide if h not in ("mouse", "progress"))
-    elif options.filename_time is not None or options.file_extensions:
-        hide = ()  # asking for a name time or extensions is asking for file labels
+    else:  # asking for a name time or extensions is asking for file names; for a bloom, a glow
+        if options.filename_time is not None or options.file_extensions:
+            hide = tuple(h for h in hide if h != "filenames")
+        if options.bloom_multiplier is not None or options.bloom_intensity is not None:
+            hide = tuple(h for h in hide if h != "bloom")
     if "usernames" in hide:
         named, crowd = None, None  # nothing to rename: no name is drawn
     presentation = Presentation(
@@ -357,10 +368,10 @@ def present(
         file_extensions=bool(options.file_extensions),
         bloom_multiplier=options.bloom_multiplier
         if options.bloom_multiplier is not None
-        else (0.25 if churning else 0.4 if dense else None),
+        else (0.4 if dense and not churning else None),
         bloom_intensity=options.bloom_intensity
         if options.bloom_intensity is not None
-        else (0.5 if dense else None),
+        else (0.5 if dense and not churning else None),
         measured={
             "fileNamesAtOnce": file_label_load,
             "peopleAtOnce": people_at_once,

@@ -92,10 +92,9 @@ def test_a_giant_history_names_the_few_most_active_and_lets_quiet_files_go(giant
     assert 5 <= shown.named <= 60  # the most active people of each stretch, not two thousand
     assert shown.authors == len(giant.names) > 1900
     assert shown.file_idle_time > 0
-    assert shown.measured["filesOnScreen"] <= 1200  # the budget at 720p
-    assert shown.max_files is not None
-    assert shown.max_files == 1200
-    assert shown.bloom_multiplier == 0.25  # its churn spreads glow over many directories
+    assert shown.measured["filesOnScreen"] <= 800  # two thirds of the budget at 720p: it churns
+    assert shown.max_files == 800
+    assert "bloom" in shown.hide  # its churn would spread glow over many directories
     assert result.named is not None
     assert len(result.named) == shown.named
 
@@ -111,6 +110,14 @@ def test_a_giant_historys_named_people_are_its_most_active_and_never_a_pile(gian
     for moment in range(1, int(fit_at.play_seconds)):  # a person stays on screen 4 s after a commit
         lingering = {giant.authors[c] for c, at in enumerate(times) if moment - 4 < at <= moment}
         assert len(lingering & result.named) <= 10  # gource's names at once, at most the budget at 720p
+
+
+def test_a_request_that_asks_for_a_glow_gets_one_on_a_churning_tree(giant: Timeline) -> None:
+    shown = fitted(giant, **{"--bloom-multiplier": 0.6}).presentation
+
+    assert "bloom" not in shown.hide
+    assert "--bloom-multiplier" in shown.args()
+    assert shown.max_files == 800  # the rest of the fitted choice stands
 
 
 def test_a_bigger_frame_holds_more_and_a_smaller_one_less(tmp_path: Path) -> None:
