@@ -152,7 +152,8 @@ class Presentation:
         people = f"{self.named} of {self.authors} people named"
         if self.crowd is not None:
             people += f", the others as a crowd of {self.crowd}"
-        return f"{names}, {people}, {files}, directories named to depth {self.dir_name_depth or 'all'}"
+        glow = ", no glow" if "bloom" in self.hide else ""
+        return f"{names}, {people}, {files}{glow}, directories named to depth {self.dir_name_depth or 'all'}"
 
 
 def _quantile(values: Sequence[float], share: float = SHARE) -> float:
