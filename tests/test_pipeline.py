@@ -75,14 +75,16 @@ def test_a_render_longer_than_the_heartbeat_keeps_its_connection(
 ) -> None:
     assert (
         pipeline.load(
-            "--file", "-", stdin=wire_request(sample_repo, "long", **{"--stop-at-time": 12})
+            "--file",
+            "-",
+            stdin=wire_request(sample_repo, "long", resolution="1280x720", **{"--stop-at-time": 20}),
         ).returncode
         == 0
     )
 
-    # A 1 s heartbeat: since gource draws each frame once, this render takes about 5 s.
+    # A 1 s heartbeat: with gource drawing each frame once, at full speed, this takes about 7 s.
     heartbeat = 1
-    assert pipeline.process(AMQP_URL=f"{pipeline.amqp_url}?heartbeat={heartbeat}", MAX_VIDEO_SECONDS=12) == [
+    assert pipeline.process(AMQP_URL=f"{pipeline.amqp_url}?heartbeat={heartbeat}", MAX_VIDEO_SECONDS=20) == [
         0
     ]
 
