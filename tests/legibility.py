@@ -529,7 +529,7 @@ def measure(
     px = font_px(gource_args, height)
     scores, pictures, marked, left_out = [], [], [], []
     for number, tick in enumerate(sorted(real)):
-        why = _unpaired(real[tick], bare.get(tick), tags.get(tick))
+        why = _unpaired(real[tick], bare.get(tick), tags.get(tick), px)
         if why:
             left_out.append(f"{at_tick[tick] / framerate:.2f} s: {why}")
             continue
@@ -546,12 +546,18 @@ def measure(
 
 
 def _unpaired(
-    real: np.ndarray, bare: tuple[int, np.ndarray] | None, tags: tuple[int, np.ndarray] | None
+    real: np.ndarray, bare: tuple[int, np.ndarray] | None, tags: tuple[int, np.ndarray] | None, font_px: int
 ) -> str | None:
-    """Why a real frame has no twin of the same moment, if it has none."""
+    """Why a real frame has no twin of the same moment, if it has none.
+
+    Near a name is within 3 pixels of its glyphs, or below them by up to a line: gource draws a
+    person's name with its bottom above the avatar, so a tiny tag sits that much lower."""
     if bare is None or tags is None:
         return "a twin's film ended before it"
-    near = ndimage.binary_dilation(glyphs(real, bare[1]), iterations=3)
+    seen = glyphs(real, bare[1])
+    near = ndimage.binary_dilation(seen, iterations=3)
+    for drop in range(1, font_px + 1):
+        near[drop:] |= seen[:-drop]
     for name, twin in (("bare", bare[1]), ("tags", tags[1])):
         changed = (twin != (real if name == "bare" else bare[1])).any(axis=2)
         stray = (changed & ~near).sum() / max(1, changed.sum())

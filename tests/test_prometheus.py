@@ -261,8 +261,9 @@ def quantile_bounds(buckets: dict[float, float]) -> tuple[float, float]:
     return low, high
 
 
-def request(video: str, repo: str, seconds: float) -> dict[str, Any]:
-    return {"type": "gource", "repoURL": repo, "videoId": video, "gource": {"--stop-at-time": seconds}}
+def request(video: str, repo: str, seconds: float, **gource: object) -> dict[str, Any]:
+    options = {"--stop-at-time": seconds, **gource}
+    return {"type": "gource", "repoURL": repo, "videoId": video, "gource": options}
 
 
 def load(pipeline: Pipeline, lines: list[dict[str, Any]]) -> None:
@@ -281,8 +282,9 @@ def test_every_dashboard_query_agrees_with_what_a_batch_of_short_lived_processor
         env = {"PUSHGATEWAY_URL": prom.pushgateway}
         # The first processor starts on a long render (longer than a scrape interval, so some
         # scrape sees it in progress) and two short ones, and idles long enough to be scraped
-        # after them.
-        load(pipeline, [request("long", repo, 90), request("short-1", repo, 2), request("short-2", repo, 2)])
+        # after them (about 45 s: 2,500 frames at 1080p60).
+        long = request("long", repo, 90, resolution="1920x1080", **{"--output-framerate": 60})
+        load(pipeline, [long, request("short-1", repo, 2), request("short-2", repo, 2)])
         first = pipeline.start_processor(METRICS_PORT=ports[0], IDLE_TIMEOUT=45, **env)
         prom.wait_for(
             f'gource_batch_renders_total{{job="{SCRAPE_JOB}",instance="127.0.0.1:{ports[0]}",'

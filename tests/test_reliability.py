@@ -28,15 +28,19 @@ from support import (
 pytestmark = pytest.mark.slow
 
 
-def request(repo: Path, video_id: str, seconds: float = 2) -> str:
+def request(repo: Path, video_id: str, seconds: float = 2, **gource: object) -> str:
     return json.dumps(
         {
             "type": "gource",
             "repoURL": repo.as_uri(),
             "videoId": video_id,
-            "gource": {"--stop-at-time": seconds},
+            "gource": {"--stop-at-time": seconds, **gource},
         }
     )
+
+
+# A render that lasts long enough to be interrupted (about 15 s on 2 cores: 900 frames at 1080p).
+LASTING = {"resolution": "1920x1080"}
 
 
 def load(pipeline: Pipeline, *lines: str, **env: object) -> None:
@@ -76,8 +80,8 @@ def test_a_failing_render_is_retried_with_back_off_then_dead_lettered(
 def test_a_killed_processor_loses_no_request_and_leaves_no_orphans(
     pipeline: Pipeline, sample_repo: Path
 ) -> None:
-    load(pipeline, request(sample_repo, "survivor", seconds=10), MAX_VIDEO_SECONDS=10)
-    victim = pipeline.start_processor(MAX_VIDEO_SECONDS=10)
+    load(pipeline, request(sample_repo, "survivor", seconds=30, **LASTING), MAX_VIDEO_SECONDS=30)
+    victim = pipeline.start_processor(MAX_VIDEO_SECONDS=30)
     wait_for_log(pipeline, 0, "cloned")
     time.sleep(1)
     renderers = children_of(victim.pid)
@@ -88,15 +92,15 @@ def test_a_killed_processor_loses_no_request_and_leaves_no_orphans(
     time.sleep(1)
 
     assert [pid for pid in renderers if alive(pid)] == []
-    assert pipeline.process(MAX_VIDEO_SECONDS=10) == [0]
+    assert pipeline.process(MAX_VIDEO_SECONDS=30) == [0]
     assert_accounted_for(pipeline, {"survivor"})
 
 
 def test_sigterm_hands_the_request_back_and_exits_within_the_grace_period(
     pipeline: Pipeline, sample_repo: Path
 ) -> None:
-    load(pipeline, request(sample_repo, "interrupted", seconds=10), MAX_VIDEO_SECONDS=10)
-    processor = pipeline.start_processor(MAX_VIDEO_SECONDS=10, SHUTDOWN_GRACE=5)
+    load(pipeline, request(sample_repo, "interrupted", seconds=30, **LASTING), MAX_VIDEO_SECONDS=30)
+    processor = pipeline.start_processor(MAX_VIDEO_SECONDS=30, SHUTDOWN_GRACE=5)
     wait_for_log(pipeline, 0, "cloned")
     time.sleep(1)
     renderers = children_of(processor.pid)
@@ -113,7 +117,7 @@ def test_sigterm_hands_the_request_back_and_exits_within_the_grace_period(
     )
     assert pipeline.ready(pipeline.base) == 1
     assert pipeline.objects() == {}
-    assert pipeline.process(MAX_VIDEO_SECONDS=10) == [0]  # the next processor renders it
+    assert pipeline.process(MAX_VIDEO_SECONDS=30) == [0]  # the next processor renders it
     assert_accounted_for(pipeline, {"interrupted"})
 
 
@@ -156,9 +160,10 @@ def test_the_broker_restarting_mid_run_loses_and_duplicates_nothing(
 def test_a_render_longer_than_the_consumer_timeout_ends_rendered_once(
     pipeline: Pipeline, sample_repo: Path
 ) -> None:
-    # RabbitMQ checks consumer_timeout once a minute, so the render has to outlast a minute.
+    # RabbitMQ checks consumer_timeout once a minute, so the render has to outlast a minute
+    # (4,500 frames at 1080p: about 90 s on 2 cores).
     slow = {"MAX_VIDEO_SECONDS": 75, "SECONDS_PER_DAY": 10}
-    load(pipeline, request(sample_repo, "slow", seconds=75), **slow)
+    load(pipeline, request(sample_repo, "slow", seconds=75, **LASTING, **{"--output-framerate": 60}), **slow)
     rabbitmqctl("eval", "application:set_env(rabbit, consumer_timeout, 3000).")
     try:
         assert pipeline.process(MAX_SECONDS_PER_DAY=10, **slow) == [0]

@@ -252,7 +252,7 @@ def test_off_a_terminal_a_follower_logs_a_line_for_each_request_in_flight_before
 # with the real broker, gource and ffmpeg ----------------------------------------------------
 # 750 frames of the twelve-year history at 640x360: the render lasts about 20 s here, so
 # the followers (a line every 5 s) see it in flight more than once.
-LONG = {"VIDEO_SECONDS": 30, "FRAMERATE": 25, "RESOLUTION": "640x360"}
+LONG = {"VIDEO_SECONDS": 30, "FRAMERATE": 25, "RESOLUTION": "1920x1080"}  # about 15 s to render
 FRAMES = 750
 
 
