@@ -7,9 +7,11 @@
 #       images localhost/gource-batch/{processor,loader}:e2e and the stand-ins loaded
 #
 # Extra arguments go to pytest (e.g. -k test_1). The cluster stays up afterwards
-# (bash scripts/cluster.sh down stops it).
+# (bash scripts/cluster.sh down stops it). E2E_TESTS names other end-to-end tests to run on
+# the same cluster (scripts/e2e-keda.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tests="${E2E_TESTS:-tests/test_cluster_e2e.py}"
 
 start=$SECONDS
 if [[ -z "${CLUSTER_KUBECONFIG:-}" ]]; then
@@ -20,6 +22,6 @@ fi
 export CLUSTER_KUBECONFIG PATH
 command -v helm >/dev/null || bash scripts/install-helm.sh
 status=0
-PYTHONPATH="$PWD" python3 -m pytest tests/test_cluster_e2e.py -m cluster -v -p no:cacheprovider "$@" || status=$?
-echo "e2e-cluster: $((SECONDS - start)) s in all (pytest exit $status)"
+PYTHONPATH="$PWD" python3 -m pytest "$tests" -m cluster -v -p no:cacheprovider "$@" || status=$?
+echo "$(basename "$tests" .py): $((SECONDS - start)) s in all (pytest exit $status)"
 exit $status

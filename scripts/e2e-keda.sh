@@ -12,16 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-start=$SECONDS
 if [[ -z "${CLUSTER_KUBECONFIG:-}" ]]; then
   bash scripts/cluster.sh up
   bash scripts/cluster.sh keda
-  CLUSTER_KUBECONFIG="$(bash scripts/cluster.sh kubeconfig)"
-  PATH="${CLUSTER_CACHE:-/var/cache/gource-batch-cluster}/bin:$PATH"
 fi
-export CLUSTER_KUBECONFIG PATH
-command -v helm >/dev/null || bash scripts/install-helm.sh
-status=0
-PYTHONPATH="$PWD" python3 -m pytest tests/test_keda_e2e.py -m cluster -v -s -p no:cacheprovider "$@" || status=$?
-echo "e2e-keda: $((SECONDS - start)) s in all (pytest exit $status)"
-exit $status
+E2E_TESTS=tests/test_keda_e2e.py exec bash scripts/e2e-cluster.sh -s "$@"
