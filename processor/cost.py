@@ -49,7 +49,7 @@ class Estimate:
 
     @property
     def seconds_per_frame(self) -> float:
-        """Everything but the fixed start, per frame: what a shorter video saves."""
+        """Everything but the fixed start, per frame (the changes' share spread over the frames)."""
         return (self.seconds - START) / max(1, self.frames)
 
     def as_dict(self) -> dict[str, object]:

@@ -59,7 +59,7 @@ CROWD = 30  # avatars the nameless share
 REFERENCE_AREA = 1280 * 720
 
 NAME_TIMES = (4.0, 3.0, 2.0)  # gource's default file name time, down to its minimum
-USER_VISIBLE = 4.0  # a user stays 3 s after their last change, then fades for 1 s
+USER_VISIBLE = 4.0  # a user stays 3 s after their last change, then fades for 1 s (render.fit)
 USER_WINDOW = 5.0  # a stretch of video whose most active people keep their names
 CANDIDATES = 8  # the most active people of a stretch who may be named
 SAMPLE_STEP = 0.5  # seconds between the moments the measures look at
@@ -185,10 +185,6 @@ class _Clock:
     def changes_in(self, end: float, length: float) -> int:
         commits = self.window(end, length)
         return self.changes_before[commits.stop] - self.changes_before[commits.start]
-
-    def people_in(self, end: float, length: float, among: set[int] | None = None) -> int:
-        authors = {self.timeline.authors[c] for c in self.window(end, length)}
-        return len(authors if among is None else authors & among)
 
 
 def _file_names(clock: _Clock, budget: float) -> tuple[float | None, float]:

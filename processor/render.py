@@ -22,15 +22,11 @@ from processor.contract import GourceOptions, parse_resolution
 from processor.errors import RenderFailed, RenderTimeout
 from processor.fonts import blank_characters, font_for
 from processor.pacing import Pace, choose, video_times
-from processor.presentation import Presentation, present, shown_names, shown_text
+from processor.presentation import USER_VISIBLE, Presentation, present, shown_names, shown_text
 from processor.procs import kill_group, spawn
 from processor.render_progress import PROGRESS_FILE, FrameCount, ProgressFile
 from processor.settings import ProcessorSettings
 from processor.timeline import Selection, Timeline
-
-# After the last commit gource's users linger (3 s idle, then a fade) before the end.
-USER_LINGER = 4.0
-
 
 # Gource draws 60 frames a second of video and exports every second (30 fps) or third (25 fps)
 # of them (gource.cpp, `setFrameExporter`): the rest are drawn for nothing. Asked for 60 fps
@@ -199,7 +195,7 @@ def fit(render_plan: RenderPlan, timeline: Timeline, *, captions: Sequence[str] 
     presentation, named = present(
         timeline,
         video_times(timeline.timestamps, pace),
-        min(render_plan.seconds, pace.play_seconds + USER_LINGER),
+        min(render_plan.seconds, pace.play_seconds + USER_VISIBLE),  # the last people still on screen
         render_plan.options,
         size=(render_plan.width, render_plan.height),
         several=render_plan.several,
