@@ -325,7 +325,7 @@ def present(
     # Files that come and go within seconds (a giant history's churn) spread over many more
     # directories than a settled tree of as many files: more branches and glows to draw for
     # the same files. Such a tree holds fewer and does not glow (measured on the giant history
-    # at 720p30: 11 % of the render's wall time; its giant / medium cost 1.67 -> 1.43).
+    # at 720p30: 11 % of the render's wall time; giant / medium 1.67 before, 1.41 after).
     churning = 0 < idle <= 2 and files_on_screen > DENSE
     # What the idle time cannot keep within budget (a giant history's churn at 1 s) is capped.
     cap = None if not idle else math.ceil(file_budget * (CHURNING_SHARE if churning else 1))
